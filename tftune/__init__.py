@@ -1,0 +1,24 @@
+"""tftune: fine-tune pretrained BERT and ResNet backbones, serve them with TF Serving."""
+
+from tftune._backend import ensure_tensorflow_backend
+
+ensure_tensorflow_backend()
+
+from tftune.backbones import (  # noqa: E402
+    BackboneUnavailableError,
+    LayerGroup,
+    ResolvedBackbone,
+    TextPreprocessor,
+    backbone_layer_groups,
+    known_backbones,
+    resolve_backbone,
+)
+from tftune.builders import (  # noqa: E402
+    ImageClassifier,
+    ReverseChannels,
+    TextClassifier,
+    build_image_classifier,
+    build_text_classifier,
+)
+
+__version__ = "0.1.0"
