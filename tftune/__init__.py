@@ -13,6 +13,7 @@ from tftune.backbones import (  # noqa: E402
     known_backbones,
     resolve_backbone,
 )
+from tftune.data import LabeledTexts, load_rotten_tomatoes  # noqa: E402
 from tftune.builders import (  # noqa: E402
     ImageClassifier,
     ReverseChannels,

@@ -1,0 +1,144 @@
+import keras
+import numpy as np
+import pytest
+
+import tftune
+
+
+@pytest.fixture(scope="module")
+def text_classifier(bert_dir):
+    return tftune.build_text_classifier(bert_dir, 3, sequence_length=16, labels=["rotten", "fresh", "plot"])
+
+
+@pytest.fixture(scope="module")
+def image_classifier(small_resnet_preset):
+    return tftune.build_image_classifier(small_resnet_preset, 4, image_size=(64, 64), dropout=0.0)
+
+
+def test_text_classifier_inputs_outputs_and_groups(text_classifier):
+    model = text_classifier
+    assert {tensor.name: tensor.dtype for tensor in model.inputs} == {
+        "token_ids": "int32",
+        "segment_ids": "int32",
+        "padding_mask": "int32",
+    }
+    assert model.output.name.startswith("probabilities") or model.layers[-1].name == "probabilities"
+    assert model.get_layer("probabilities").dtype_policy.compute_dtype == "float32"
+    assert [group.name for group in model.layer_groups][0] == "embeddings"
+    assert [group.name for group in model.layer_groups][-2:] == ["pooler", "head"]
+    assert model.labels == ["rotten", "fresh", "plot"]
+    probabilities = model.predict(model.preprocessor(["a fine film", "a dull plot"]), verbose=0)
+    assert probabilities.shape == (2, 3) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_image_classifier_normalizes_like_keras_applications(random_images):
+    for name, preprocess_input in [
+        ("resnet50", keras.applications.resnet.preprocess_input),
+        ("resnet50v2", keras.applications.resnet_v2.preprocess_input),
+    ]:
+        model = tftune.build_image_classifier(name, 2, image_size=(64, 64), weights=None)
+        normalized = keras.Model(model.input, model.get_layer("normalize").output)
+        np.testing.assert_allclose(
+            normalized.predict(random_images, verbose=0), preprocess_input(random_images.copy()), atol=1e-4
+        )
+
+
+def test_image_classifier_resizes_any_input_size(image_classifier):
+    big = np.random.RandomState(0).uniform(0, 255, (2, 97, 131, 3)).astype("float32")
+    assert image_classifier.predict(big, verbose=0).shape == (2, 4)
+    assert [group.name for group in image_classifier.layer_groups] == [
+        "stem", "stage_1", "stage_2", "stage_3", "stage_4", "head",
+    ]
+
+
+def test_frozen_batchnorm_runs_in_inference_mode(image_classifier, random_images):
+    backbone = image_classifier.backbone
+    moving_means = [weight.numpy().copy() for weight in backbone.non_trainable_weights]
+    try:
+        backbone.trainable = False
+        frozen_training = image_classifier(random_images, training=True)
+        np.testing.assert_allclose(frozen_training, image_classifier(random_images, training=False), atol=1e-6)
+        backbone.trainable = True
+        trainable_training = image_classifier(random_images, training=True)
+        assert np.abs(trainable_training - image_classifier(random_images, training=False)).max() > 1e-3
+    finally:
+        backbone.trainable = True
+        for weight, value in zip(backbone.non_trainable_weights, moving_means):
+            weight.assign(value)
+
+
+def test_keras_file_round_trip(text_classifier, image_classifier, random_images, tmp_path):
+    texts = ["an absolute triumph", "two hours I will never get back"]
+    for model, inputs in [(text_classifier, text_classifier.preprocessor(texts)), (image_classifier, random_images)]:
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        assert type(loaded) is type(model)
+        assert loaded.labels == model.labels
+        assert [group.name for group in loaded.layer_groups] == [group.name for group in model.layer_groups]
+        np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+    loaded_text = keras.models.load_model(str(tmp_path / f"{text_classifier.name}.keras"))
+    np.testing.assert_array_equal(loaded_text.preprocessor(texts)["token_ids"], text_classifier.preprocessor(texts)["token_ids"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_classes": 1}, "num_classes must be an integer of at least 2; got 1"),
+        ({"num_classes": 2.0}, "num_classes must be an integer of at least 2; got 2.0"),
+        ({"labels": ["a", "b", "c"]}, r"labels has 3 names .* num_classes=2"),
+        ({"labels": ["a", "a"]}, r"labels must be distinct; \['a'\]"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\); got 1.0"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\); got -0.1"),
+        ({"sequence_length": 0}, "sequence_length must be a positive integer; got 0"),
+        ({"sequence_length": 513}, "sequence_length=513 exceeds the 512 position embeddings"),
+    ],
+)
+def test_text_classifier_bad_input(bert_dir, kwargs, message):
+    arguments = {"num_classes": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        tftune.build_text_classifier(bert_dir, **arguments)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_size": (16, 64)}, r"image_size must be \(height, width\), integers of at least 32 .*; got \(16, 64\)"),
+        ({"image_size": (64,)}, "image_size must be"),
+        ({"num_classes": 0}, "num_classes must be an integer of at least 2; got 0"),
+    ],
+)
+def test_image_classifier_bad_input(kwargs, message):
+    arguments = {"num_classes": 2, "weights": None, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        tftune.build_image_classifier("resnet50", **arguments)
+
+
+def test_family_mismatch_is_rejected(bert_dir):
+    with pytest.raises(ValueError, match="needs a ResNet backbone"):
+        tftune.build_image_classifier(bert_dir, 2)
+    with pytest.raises(ValueError, match="needs a BERT backbone"):
+        tftune.build_text_classifier("resnet50", 2, weights=None)
+
+
+def _fine_tune_accuracy(bert_dir, data, weights):
+    keras.utils.set_random_seed(0)
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32, weights=weights)
+    order = np.random.RandomState(0).permutation(len(data))
+    train, validation = order[:320], order[320:576]
+
+    def features(indices):
+        return {name: np.asarray(tensor) for name, tensor in model.preprocessor([data.texts[i] for i in indices]).items()}
+
+    model.compile(keras.optimizers.AdamW(1e-4), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(features(train), data.labels[train], epochs=2, batch_size=16, verbose=0)
+    return model.evaluate(features(validation), data.labels[validation], verbose=0)[1]
+
+
+def test_pretrained_bert_transfers_and_random_init_does_not(bert_dir, rotten_tomatoes):
+    # Measured here: pretrained ~0.72, random init ~0.44-0.58 (majority class is 58%).
+    pretrained = _fine_tune_accuracy(bert_dir, rotten_tomatoes, "pretrained")
+    random_init = _fine_tune_accuracy(bert_dir, rotten_tomatoes, None)
+    assert pretrained >= 0.65, pretrained
+    assert pretrained - random_init >= 0.08, (pretrained, random_init)
