@@ -72,6 +72,10 @@ _GROUP_RULES = {
 }
 
 
+class BackboneUnavailableError(RuntimeError):
+    """A hub preset or pretrained weight file could not be downloaded."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerGroup:
     """A named set of layers that is frozen and unfrozen as one unit.
@@ -169,37 +173,34 @@ def resolve_backbone(
     """
     spec = os.fspath(spec)
     weights_file = _weights_file(weights)
+    pretrained = weights in (PRETRAINED, "imagenet")
     if os.path.isdir(spec):
-        model, preprocessor_source = _load_local_directory(spec, load_weights=weights == PRETRAINED), spec
+        model = _load_local_directory(spec, load_weights=pretrained)
     elif spec.lower() in _APPLICATIONS_RESNETS:
-        return _resolve_applications(spec.lower(), weights, weights_file)
+        spec = spec.lower()
+        model = _load_applications(spec, pretrained)
     elif spec in keras_hub.models.BertBackbone.presets or spec in keras_hub.models.ResNetBackbone.presets:
-        model, preprocessor_source = _load_hub_preset(spec, load_weights=weights == PRETRAINED), spec
+        model = _load_hub_preset(spec, load_weights=pretrained)
     else:
         raise ValueError(_unknown_spec_message(spec))
     if weights_file is not None:
         model.load_weights(weights_file)
     if isinstance(model, keras_hub.models.BertBackbone):
-        return ResolvedBackbone(
-            spec=spec,
-            family="bert",
-            model=model,
-            layer_groups=backbone_layer_groups(model),
-            preprocessor=_bert_preprocessor(preprocessor_source, sequence_length),
-            max_sequence_length=model.max_sequence_length,
+        family = "bert"
+        extras = {
+            "preprocessor": _bert_preprocessor(spec, sequence_length),
+            "max_sequence_length": model.max_sequence_length,
+        }
+    elif isinstance(model, keras_hub.models.ResNetBackbone):
+        family, extras = "resnet", {"image_normalization": _keras_hub_image_normalization(spec)}
+    elif spec in _APPLICATIONS_RESNETS:
+        family, extras = "resnet", {"image_normalization": _applications_image_normalization(spec)}
+    else:
+        raise ValueError(
+            f"Backbone {spec!r} is a {type(model).__name__}; tftune supports keras-hub "
+            f"BertBackbone and ResNetBackbone presets and keras.applications ResNets."
         )
-    if isinstance(model, keras_hub.models.ResNetBackbone):
-        return ResolvedBackbone(
-            spec=spec,
-            family="resnet",
-            model=model,
-            layer_groups=backbone_layer_groups(model),
-            image_normalization=_keras_hub_image_normalization(preprocessor_source),
-        )
-    raise ValueError(
-        f"Backbone {spec!r} is a {type(model).__name__}; tftune supports keras-hub "
-        f"BertBackbone and ResNetBackbone presets and keras.applications ResNets."
-    )
+    return ResolvedBackbone(spec=spec, family=family, model=model, layer_groups=backbone_layer_groups(model), **extras)
 
 
 def backbone_layer_groups(backbone: keras.Model) -> tuple[LayerGroup, ...]:
@@ -308,18 +309,13 @@ def _load_hub_preset(preset: str, load_weights: bool) -> keras.Model:
         ) from None
 
 
-class BackboneUnavailableError(RuntimeError):
-    """A hub preset or pretrained weight file could not be downloaded."""
-
-
-def _resolve_applications(name: str, weights, weights_file: str | None) -> ResolvedBackbone:
-    constructor_name, mode = _APPLICATIONS_RESNETS[name]
+def _load_applications(name: str, pretrained: bool) -> keras.Model:
+    constructor_name = _APPLICATIONS_RESNETS[name][0]
     constructor = getattr(keras.applications, constructor_name)
-    download = "imagenet" if weights in (PRETRAINED, "imagenet") else None
     try:
-        model = constructor(include_top=False, weights=download, input_shape=(None, None, 3))
+        return constructor(include_top=False, weights="imagenet" if pretrained else None, input_shape=(None, None, 3))
     except Exception as error:  # keras.utils.get_file raises a bare Exception.
-        if download is None or "URL fetch failure" not in str(error):
+        if not pretrained or "URL fetch failure" not in str(error):
             raise
         raise BackboneUnavailableError(
             f"Could not download the ImageNet weights of keras.applications "
@@ -328,19 +324,12 @@ def _resolve_applications(name: str, weights, weights_file: str | None) -> Resol
             f"include_top=False).save_weights('{name}.weights.h5')`) and pass "
             f"weights='{name}.weights.h5'."
         ) from None
-    if weights_file is not None:
-        model.load_weights(weights_file)
-    if mode == "caffe":
-        normalization = {"scale": 1.0, "offset": [-mean for mean in _CAFFE_MEAN_BGR], "reverse_channels": True}
-    else:
-        normalization = {"scale": 1.0 / 127.5, "offset": -1.0, "reverse_channels": False}
-    return ResolvedBackbone(
-        spec=name,
-        family="resnet",
-        model=model,
-        layer_groups=backbone_layer_groups(model),
-        image_normalization=normalization,
-    )
+
+
+def _applications_image_normalization(name: str) -> dict:
+    if _APPLICATIONS_RESNETS[name][1] == "caffe":
+        return {"scale": 1.0, "offset": [-mean for mean in _CAFFE_MEAN_BGR], "reverse_channels": True}
+    return {"scale": 1.0 / 127.5, "offset": -1.0, "reverse_channels": False}
 
 
 def _keras_hub_image_normalization(preset: str) -> dict:
