@@ -1,0 +1,572 @@
+"""Freezing, gradual unfreezing and layer-wise learning rates for tftune classifiers.
+
+The unit of freezing is a layer group (`model.layer_groups`, recorded by the
+builders, ordered from the input up, the last one is the `head`). Keras 3
+ignores a `trainable` change after the train function was traced, and an
+optimizer built on the head alone refuses the backbone later. tftune handles
+both:
+
+- `compile_for_unfreezing` gives every group its own optimizer (one
+  `keras.optimizers.MultiOptimizer` routing variables by path) built up front
+  over every weight that may ever train. A group that starts training later
+  starts from fresh moments and its own step count (correct Adam bias
+  correction); groups already training keep theirs. Group k from the top gets
+  `learning_rate * layer_decay**k`, so the rate itself (not the gradient) is
+  scaled, which is what adaptive optimizers need.
+- The freeze helpers and `GradualUnfreezing` flip `trainable` on whole
+  groups, point the optimizer at the new trainable set and re-create the
+  train function, so the change takes effect at the next step (one re-trace).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from tftune._backend import ensure_tensorflow_backend
+
+ensure_tensorflow_backend()
+
+import keras  # noqa: E402
+
+ALL = "all"
+HEAD = "head"
+DECAY_SHAPES = ("linear", "cosine", "constant")
+_OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+# Settings that would act per group instead of over the whole model.
+_PER_GROUP_ONLY = ("global_clipnorm", "use_ema", "gradient_accumulation_steps")
+
+
+def freeze(model: keras.Model) -> None:
+    """Freeze the whole backbone and leave the head trainable.
+
+    Usable before `compile` and between fits: the next `fit` trains the head only.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=32)
+    tftune.freeze(model)
+    print(tftune.trainable_summary(model))
+    ```
+    """
+    unfreeze_top(model, 0)
+
+
+def unfreeze_top(model: keras.Model, n_groups: int | str, *, keep_batchnorm_frozen: bool = False) -> None:
+    """Make the head and the top `n_groups` backbone groups trainable, freeze the rest.
+
+    `n_groups=0` is `freeze(model)`, `"all"` is `unfreeze_all(model)`.
+    With `keep_batchnorm_frozen=True`, BatchNormalization layers stay frozen
+    (inference mode, moving statistics fixed) even in trainable groups.
+
+    Example:
+
+    ```python
+    model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+    tftune.unfreeze_top(model, 2, keep_batchnorm_frozen=True)  # stage_3, stage_4, head
+    ```
+    """
+    groups = layer_groups(model)
+    n_groups = _check_group_count(n_groups, groups, "n_groups")
+    _set_trainable_groups(model, groups, n_groups, keep_batchnorm_frozen)
+
+
+def unfreeze_all(model: keras.Model, *, keep_batchnorm_frozen: bool = False) -> None:
+    """Make every group trainable (full fine-tuning).
+
+    Example:
+
+    ```python
+    tftune.unfreeze_all(model)
+    model.fit(train_data, epochs=1)
+    ```
+    """
+    unfreeze_top(model, ALL, keep_batchnorm_frozen=keep_batchnorm_frozen)
+
+
+def trainable_summary(model: keras.Model) -> str:
+    """A table of the layer groups: name, trainable or not, parameters, learning rate.
+
+    The learning-rate column appears once the model was compiled with
+    `compile_for_unfreezing` (the current rate of each group's optimizer).
+
+    Example:
+
+    ```python
+    tftune.freeze(model)
+    print(tftune.trainable_summary(model))
+    ```
+    """
+    groups = layer_groups(model)
+    group_optimizers = _group_optimizers(model)
+    header = f"{'group':<12} {'trainable':<10} {'params':>12}" + ("  learning_rate" if group_optimizers else "")
+    lines = [header]
+    for group in groups:
+        line = f"{group.name:<12} {_trainable_state(group):<10} {group.count_params():>12,}"
+        if group_optimizers:
+            line += f"  {float(group_optimizers[group.name].learning_rate):.3g}"
+        lines.append(line)
+    trainable = _count(model.trainable_weights)
+    lines.append(f"trainable parameters: {trainable:,} of {model.count_params():,}")
+    return "\n".join(lines)
+
+
+def layer_groups(model: keras.Model) -> tuple:
+    """The model's recorded layer groups, checked: at least one backbone group and a `head` last.
+
+    Example:
+
+    ```python
+    [group.name for group in tftune.layer_groups(model)]  # ['stem', 'stage_1', ..., 'head']
+    ```
+    """
+    groups = tuple(getattr(model, "layer_groups", None) or ())
+    if len(groups) < 2 or groups[-1].name != HEAD:
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has no recorded layer groups "
+            f"(got {[getattr(group, 'name', group) for group in groups]}); freezing and "
+            f"layer-wise rates need `model.layer_groups` ending with a 'head' group. Build "
+            f"the model with tftune.build_text_classifier or tftune.build_image_classifier."
+        )
+    return groups
+
+
+@keras.saving.register_keras_serializable(package="tftune")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak_learning_rate`, then linear or cosine decay.
+
+    The rate rises linearly over `warmup_steps`, then decays to
+    `final_ratio * peak_learning_rate` at `total_steps` (`decay="linear"` or
+    `"cosine"`) and stays there; with `total_steps=None` or
+    `decay="constant"` it stays at the peak. ULMFiT's slanted triangular rate
+    is `warmup_steps=0.1 * T, total_steps=T, decay="linear", final_ratio=1/32`.
+    `step_offset` shifts the clock; `GradualUnfreezing` sets it at boundaries
+    (it is read when the train function is traced).
+
+    Example:
+
+    ```python
+    schedule = tftune.WarmupDecay(1e-3, warmup_steps=10, total_steps=100, decay="cosine")
+    float(schedule(5)), float(schedule(100))  # (0.0006, 0.0)
+    ```
+    """
+
+    def __init__(
+        self,
+        peak_learning_rate: float,
+        warmup_steps: int = 0,
+        total_steps: int | None = None,
+        decay: str = "linear",
+        final_ratio: float = 0.0,
+    ):
+        _check_schedule_args(peak_learning_rate, warmup_steps, total_steps, decay, final_ratio)
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.decay = decay
+        self.final_ratio = float(final_ratio)
+        self.step_offset = 0
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32") + float(self.step_offset)
+        rate = keras.ops.ones_like(step)
+        if self.warmup_steps:
+            rate = keras.ops.minimum(rate, (step + 1.0) / self.warmup_steps)
+        if self.total_steps is not None and self.decay != "constant":
+            progress = keras.ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
+            if self.decay == "linear":
+                shape = 1.0 - progress
+            else:
+                shape = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+            decayed = self.final_ratio + (1.0 - self.final_ratio) * shape
+            rate = keras.ops.where(step < self.warmup_steps, rate, decayed)
+        return self.peak_learning_rate * rate
+
+    def get_config(self) -> dict:
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "decay": self.decay,
+            "final_ratio": self.final_ratio,
+        }
+
+
+def compile_for_unfreezing(
+    model: keras.Model,
+    optimizer: str | keras.optimizers.Optimizer = "adamw",
+    learning_rate: float = 2e-5,
+    *,
+    layer_decay: float | None = None,
+    warmup_steps: int = 0,
+    total_steps: int | None = None,
+    decay: str = "linear",
+    final_ratio: float = 0.0,
+    loss="sparse_categorical_crossentropy",
+    metrics=("accuracy",),
+    **compile_kwargs,
+) -> None:
+    """Compile a tftune classifier so that its groups can be (un)frozen at any time.
+
+    Every layer group gets its own copy of `optimizer` ("adam", "adamw",
+    "sgd", or an Adam / AdamW / SGD instance whose settings are copied), with
+    a `WarmupDecay` rate `learning_rate * layer_decay**k` for group k from the
+    top (head k=0; `layer_decay=None` means 1, ULMFiT uses 1/2.6). They are
+    routed by variable path through one `keras.optimizers.MultiOptimizer`
+    (wrapped in a `LossScaleOptimizer` under mixed_float16, as Keras does),
+    built now, inside the model's distribution strategy, over every weight
+    that may ever train. Plain `model.fit` works; the freeze helpers and
+    `GradualUnfreezing` change the trainable groups between or during fits.
+    Call it after `freeze` / `unfreeze_top` or before, in any order.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64)
+    tftune.freeze(model)
+    tftune.compile_for_unfreezing(
+        model, "adamw", 1e-4, layer_decay=1 / 2.6, warmup_steps=50, total_steps=500
+    )
+    model.fit(train_data, epochs=4, callbacks=[tftune.GradualUnfreezing()])
+    ```
+    """
+    groups = layer_groups(model)
+    optimizer_class, optimizer_config = _optimizer_template(optimizer)
+    if layer_decay is not None and (
+        isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float)) or not 0 < layer_decay <= 1
+    ):
+        raise ValueError(
+            f"layer_decay must be in (0, 1] (ULMFiT uses 1/2.6 ~ 0.38) or None for one rate; got {layer_decay!r}."
+        )
+    _check_schedule_args(learning_rate, warmup_steps, total_steps, decay, final_ratio)
+    optimizer_config.pop("learning_rate", None)
+    optimizer_config.pop("name", None)
+    with model.distribute_strategy.scope():
+        per_group = {}
+        for depth, group in enumerate(reversed(groups)):
+            rate = learning_rate * (layer_decay if layer_decay is not None else 1.0) ** depth
+            schedule = WarmupDecay(rate, warmup_steps, total_steps, decay, final_ratio)
+            per_group[group.name] = optimizer_class(
+                learning_rate=schedule, name=f"{optimizer_class.__name__.lower()}_{group.name}", **optimizer_config
+            )
+        trainable_by_group = _trainable_weights_by_group(model, groups)
+        routes = {
+            variable.path: per_group[group_name]
+            for group_name, variables in trainable_by_group.items()
+            for variable in variables
+        }
+        if len(routes) != sum(len(variables) for variables in trainable_by_group.values()):
+            raise ValueError(
+                f"Model {model.name!r} has several weights with the same path, so they cannot be routed to "
+                f"per-group optimizers. Give its layers unique names."
+            )
+        multi_optimizer = keras.optimizers.MultiOptimizer(
+            keras.optimizers.OptimizerMap(per_group[HEAD], routes), name="layerwise"
+        )
+        model.compile(optimizer=multi_optimizer, loss=loss, metrics=list(metrics or []), **compile_kwargs)
+        model.optimizer.build([variable for variables in trainable_by_group.values() for variable in variables])
+    _track_trainable(model)
+
+
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Unfreezes layer groups from the top down during one `model.fit` call.
+
+    `schedule` maps a boundary (an epoch, or a global step with
+    `unit="step"`) to how many top backbone groups train from there on, on
+    top of the head (0 = head only, or "all"); before the first boundary only
+    the head trains. The default (`None`) is ULMFiT's: head only, then one more
+    group every `every` epochs (or steps). At a boundary the new groups train
+    from the next step on, with fresh optimizer state; groups already training
+    keep theirs. The train function is re-traced once per boundary. Frozen
+    BatchNorm runs in inference mode; `keep_batchnorm_frozen=True` keeps it
+    so after unfreezing too. `restart_schedule=True` restarts every group's
+    `WarmupDecay` at each boundary; by default all groups follow one clock,
+    the number of optimizer steps of the fit.
+
+    The stage is a pure function of (epoch, step) and is applied in
+    `on_epoch_begin` / `on_train_batch_begin`, so a fit resumed by
+    `keras.callbacks.BackupAndRestore` at epoch k restarts in the stage of
+    epoch k (the optimizer built up front by `compile_for_unfreezing` has
+    the same variables in every stage, so its state restores too). Each epoch
+    logs `trainable_params` (History, and TensorBoard if listed after this
+    callback); each boundary prints one line.
+
+    Example:
+
+    ```python
+    tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6)
+    model.fit(data, epochs=4, callbacks=[tftune.GradualUnfreezing({0: 0, 1: 2, 3: "all"})])
+    ```
+    """
+
+    def __init__(
+        self,
+        schedule: Mapping | Sequence | None = None,
+        *,
+        unit: str = "epoch",
+        every: int = 1,
+        keep_batchnorm_frozen: bool = False,
+        restart_schedule: bool = False,
+        verbose: int = 1,
+    ):
+        super().__init__()
+        if unit not in ("epoch", "step"):
+            raise ValueError(f"unit must be 'epoch' or 'step'; got {unit!r}.")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer ({unit}s per newly unfrozen group); got {every!r}.")
+        self.schedule = None if schedule is None else _check_schedule(schedule, unit)
+        self.unit = unit
+        self.every = every
+        self.keep_batchnorm_frozen = bool(keep_batchnorm_frozen)
+        self.restart_schedule = bool(restart_schedule)
+        self.verbose = verbose
+        self._stage = None
+        self._epoch = 0
+
+    def get_config(self) -> dict:
+        return {
+            "schedule": None if self.schedule is None else [list(pair) for pair in self.schedule],
+            "unit": self.unit,
+            "every": self.every,
+            "keep_batchnorm_frozen": self.keep_batchnorm_frozen,
+            "restart_schedule": self.restart_schedule,
+            "verbose": self.verbose,
+        }
+
+    def stage_at(self, epoch: int, step: int = 0) -> tuple[int, int]:
+        """(boundary, number of top backbone groups trainable) at `step` of `epoch`.
+
+        A pure function of the schedule (and of the fit's steps per epoch for
+        `unit="step"`), so a resumed fit lands in the same stage.
+        """
+        position = epoch if self.unit == "epoch" else epoch * self._steps_per_epoch() + step
+        n_backbone = len(layer_groups(self.model)) - 1
+        if self.schedule is None:
+            boundary = position - position % self.every
+            return boundary, min(position // self.every, n_backbone)
+        boundary, n_groups = 0, 0
+        for start, count in self.schedule:
+            if start > position:
+                break
+            boundary, n_groups = start, n_backbone if count == ALL else count
+        return boundary, n_groups
+
+    def on_train_begin(self, logs=None):
+        groups = layer_groups(self.model)
+        if self.schedule is not None:
+            for start, count in self.schedule:
+                if count != ALL:
+                    _check_group_count(count, groups, f"schedule[{start}]")
+        if self.unit == "step":
+            self._steps_per_epoch()
+        multi_optimizer = _multi_optimizer(self.model)
+        if multi_optimizer is None:
+            raise ValueError(
+                f"GradualUnfreezing needs the model compiled with tftune.compile_for_unfreezing "
+                f"(its optimizer is built for every group up front); got optimizer "
+                f"{type(getattr(self.model, 'optimizer', None)).__name__}. Call "
+                f"tftune.compile_for_unfreezing(model, optimizer, learning_rate, ...) before fit."
+            )
+        self._stage = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._enter(epoch, 0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.unit == "step":
+            self._enter(self._epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["trainable_params"] = _count(self.model.trainable_weights)
+
+    def _enter(self, epoch: int, step: int) -> None:
+        boundary, n_groups = self.stage_at(epoch, step)
+        if (boundary, n_groups) == self._stage:
+            return
+        groups = layer_groups(self.model)
+        _set_trainable_groups(self.model, groups, n_groups, self.keep_batchnorm_frozen)
+        self._align_schedules(epoch, step, boundary)
+        self._stage = (boundary, n_groups)
+        if self.verbose:
+            trainable = [group.name for group in groups if _trainable_state(group) != "no"]
+            print(
+                f"GradualUnfreezing: epoch {epoch} step {step}: {len(trainable)}/{len(groups)} groups trainable "
+                f"({', '.join(reversed(trainable))}), {_count(self.model.trainable_weights):,} trainable parameters"
+            )
+
+    def _align_schedules(self, epoch: int, step: int, boundary: int) -> None:
+        """Set each group's WarmupDecay clock: optimizer steps of the fit, or steps since the boundary."""
+        if self.restart_schedule:
+            if self.unit == "step":
+                clock = epoch * self._steps_per_epoch() + step - boundary
+            else:
+                clock = 0 if epoch == boundary else (epoch - boundary) * self._steps_per_epoch()
+        else:
+            clock = int(_multi_optimizer(self.model).iterations.numpy())
+        for group_optimizer in _group_optimizers(self.model).values():
+            schedule = group_optimizer._learning_rate
+            if isinstance(schedule, WarmupDecay):
+                schedule.step_offset = clock - int(group_optimizer.iterations.numpy())
+
+    def _steps_per_epoch(self) -> int:
+        steps = (self.params or {}).get("steps")
+        if not steps:
+            raise ValueError(
+                f"GradualUnfreezing(unit={self.unit!r}) needs the number of steps per epoch, which this fit "
+                f"does not know (a dataset of unknown length). Pass steps_per_epoch= to fit, or use unit='epoch'."
+            )
+        return steps
+
+
+def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batchnorm_frozen: bool) -> None:
+    """Top `n_backbone` groups and the head trainable, the rest frozen; then re-sync optimizer and train function."""
+    for container in [model] + [layer for layer in model._flatten_layers() if isinstance(layer, keras.Model)]:
+        # A frozen container (e.g. a user's `model.backbone.trainable = False`) hides every weight below it.
+        container._trainable = True
+    first_trainable = len(groups) - 1 - n_backbone
+    for index, group in enumerate(groups):
+        for layer in group.layers:
+            for sublayer in layer._flatten_layers():
+                # Set every sublayer: Keras only propagates `trainable` to sublayers when the value changes.
+                sublayer.trainable = index >= first_trainable and not (
+                    keep_batchnorm_frozen and isinstance(sublayer, keras.layers.BatchNormalization)
+                )
+    _track_trainable(model)
+
+
+def _track_trainable(model: keras.Model) -> None:
+    """Point a compile_for_unfreezing optimizer at the current trainable weights; re-create the train function."""
+    multi_optimizer = _multi_optimizer(model)
+    if multi_optimizer is not None and multi_optimizer.built:
+        # MultiOptimizer.apply insists on the exact variable list it was built
+        # with; its inner (per-group) optimizers, built over every weight, keep
+        # their state: rebuilding the router creates no variables.
+        multi_optimizer.built = False
+        multi_optimizer.build(model.trainable_weights)
+    if getattr(model, "compiled", False):
+        model.make_train_function(force=True)
+
+
+def _multi_optimizer(model: keras.Model):
+    optimizer = getattr(model, "optimizer", None)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer if isinstance(optimizer, keras.optimizers.MultiOptimizer) else None
+
+
+def _group_optimizers(model: keras.Model) -> dict:
+    """Group name -> its optimizer, for models compiled with compile_for_unfreezing (else empty)."""
+    multi_optimizer = _multi_optimizer(model)
+    if multi_optimizer is None:
+        return {}
+    route = multi_optimizer._optimizer_map
+    routed_paths = set(iter(route))
+    group_optimizers = {}
+    for group in layer_groups(model):
+        path = next((weight.path for weight in group.weights if weight.path in routed_paths), None)
+        if path is not None:
+            group_optimizers[group.name] = route[path]
+    return group_optimizers
+
+
+def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
+    """Group name -> the weights that train when the group is unfrozen (BatchNorm statistics excluded)."""
+    saved = [(layer, layer.trainable) for layer in model._flatten_layers()]
+    for layer, _ in saved:
+        layer.trainable = True
+    by_group = {group.name: [weight for layer in group.layers for weight in layer.trainable_weights] for group in groups}
+    for layer, trainable in saved:
+        layer.trainable = trainable
+    return by_group
+
+
+def _optimizer_template(optimizer) -> tuple[type, dict]:
+    if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
+        optimizer_class = _OPTIMIZERS[optimizer.lower()]
+        return optimizer_class, optimizer_class().get_config()
+    if isinstance(optimizer, tuple(_OPTIMIZERS.values())) and not isinstance(
+        optimizer, (keras.optimizers.LossScaleOptimizer, keras.optimizers.MultiOptimizer)
+    ):
+        config = optimizer.get_config()
+        unsupported = [key for key in _PER_GROUP_ONLY if config.get(key) not in (None, False)]
+        if unsupported:
+            raise ValueError(
+                f"compile_for_unfreezing gives each layer group its own optimizer, so {unsupported} would act "
+                f"per group, not over the model. Create the optimizer without them."
+            )
+        return type(optimizer), config
+    raise ValueError(
+        f"compile_for_unfreezing supports the optimizers {sorted(_OPTIMIZERS)} (names or keras instances), "
+        f"whose update is proportional to the learning rate so a per-group rate is exact; got {optimizer!r}."
+    )
+
+
+def _check_schedule_args(learning_rate, warmup_steps, total_steps, decay, final_ratio) -> None:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}.")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be a non-negative integer; got {warmup_steps!r}.")
+    if total_steps is not None and (
+        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= warmup_steps
+    ):
+        raise ValueError(
+            f"total_steps must be None (no decay) or an integer larger than warmup_steps={warmup_steps}; "
+            f"got {total_steps!r}."
+        )
+    if decay not in DECAY_SHAPES:
+        raise ValueError(f"decay must be one of {DECAY_SHAPES}; got {decay!r}.")
+    if isinstance(final_ratio, bool) or not isinstance(final_ratio, (int, float)) or not 0 <= final_ratio <= 1:
+        raise ValueError(f"final_ratio (final rate / peak rate) must be in [0, 1]; got {final_ratio!r}.")
+
+
+def _check_schedule(schedule, unit: str) -> tuple[tuple[int, int | str], ...]:
+    pairs = list(schedule.items()) if isinstance(schedule, Mapping) else [tuple(pair) for pair in schedule]
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise ValueError(
+            f"schedule must map {unit}s to a number of top backbone groups, e.g. {{0: 0, 1: 2, 3: 'all'}}; "
+            f"got {schedule!r}."
+        )
+    previous_start, previous_count = -1, 0
+    for start, count in pairs:
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"schedule {unit}s must be non-negative integers; got {start!r} in {schedule!r}.")
+        if start <= previous_start:
+            raise ValueError(
+                f"schedule {unit}s must be strictly increasing; {start} follows {previous_start} in {schedule!r}."
+            )
+        if count != ALL and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            raise ValueError(
+                f"schedule values must be a number of top backbone groups (0 = head only) or 'all'; "
+                f"got {count!r} at {unit} {start}."
+            )
+        if previous_count == ALL or (count != ALL and count < previous_count):
+            raise ValueError(
+                f"schedule must only unfreeze: {count!r} groups at {unit} {start} is fewer than the "
+                f"{previous_count!r} before it in {schedule!r}."
+            )
+        previous_start, previous_count = start, count
+    return tuple(pairs)
+
+
+def _check_group_count(n_groups, groups, what: str) -> int:
+    backbone = [group.name for group in groups[:-1]]
+    if n_groups == ALL:
+        return len(backbone)
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or not 0 <= n_groups <= len(backbone):
+        raise ValueError(
+            f"{what}={n_groups!r} asks for more top groups than the model has: it has {len(backbone)} "
+            f"backbone groups ({', '.join(backbone)}) under the head. Use 0..{len(backbone)} or 'all'."
+        )
+    return n_groups
+
+
+def _trainable_state(group) -> str:
+    flags = [sub.trainable for layer in group.layers for sub in layer._flatten_layers() if sub.weights]
+    return "yes" if all(flags) else "partial" if any(flags) else "no"
+
+
+def _count(weights) -> int:
+    return int(sum(math.prod(weight.shape) for weight in weights))
