@@ -1,0 +1,223 @@
+"""Strategies, batch sizes, precision policies, distributed datasets, and two real worker processes."""
+
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tftune
+from tftune import distribute
+
+TWO_CPUS = ["/cpu:0", "/cpu:1"]
+
+
+@pytest.fixture
+def mirrored():
+    return distribute.get_strategy("mirrored", devices=TWO_CPUS)
+
+
+def test_auto_picks_the_default_strategy_without_tpu_or_gpus_and_logs_it(caplog):
+    with caplog.at_level(logging.INFO, logger="tftune.distribute"):
+        strategy = distribute.get_strategy("auto")
+    assert strategy is tf.distribute.get_strategy()
+    assert strategy.num_replicas_in_sync == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "tftune strategy: default strategy (one CPU) with 1 replica(s)"
+    ]
+
+
+def test_cpu_mirrored_and_passthrough_strategies(mirrored, caplog):
+    cpu = distribute.get_strategy("cpu")
+    assert isinstance(cpu, tf.distribute.OneDeviceStrategy) and cpu.num_replicas_in_sync == 1
+    assert cpu.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync == 2
+    assert distribute.get_strategy(mirrored) is mirrored
+    with caplog.at_level(logging.INFO, logger="tftune.distribute"):
+        distribute.get_strategy("mirrored", devices=TWO_CPUS)
+    assert "MirroredStrategy(" in caplog.text and "CPU:1) with 2 replica(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(name="horovod"), "strategy must be one of ['auto', 'cpu', 'gpu', 'mirrored', 'multi_worker', 'tpu']"),
+        (dict(name="gpu"), "strategy='gpu' but TensorFlow sees no GPU"),
+        (dict(name="cpu", devices=TWO_CPUS), "only applies to strategy='mirrored'"),
+        (dict(name="mirrored", tpu="local"), "tpu='local' only applies to strategy='tpu' or 'auto'"),
+    ],
+)
+def test_bad_strategy_arguments_are_rejected(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        distribute.get_strategy(**arguments)
+
+
+def test_tpu_without_a_tpu_names_what_was_tried(monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(ValueError) as error:
+        distribute.get_strategy("tpu")
+    message = str(error.value)
+    assert message.startswith("No TPU is reachable. Tried tpu=None (TPU_NAME / Cloud TPU metadata): ValueError")
+    assert "tpu='local': NotFoundError: TPUs not found in the cluster" in message
+    assert "On a Cloud TPU VM pass tpu='local'" in message
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "needs the TF_CONFIG environment variable, which is not set"),
+        ("{cluster: ", "TF_CONFIG is not valid JSON"),
+        ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty lists of 'host:port'"),
+        ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}', "TF_CONFIG['task'] must be"),
+        ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}}', "in [0, 1)"),
+    ],
+)
+def test_multi_worker_needs_a_well_formed_tf_config(monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        distribute.get_strategy("multi_worker")
+    assert '"task": {"type": "worker", "index": 0}' in str(error.value)
+
+
+def test_batch_size_is_per_replica_unless_told_otherwise(mirrored):
+    assert distribute.global_batch_size(16, mirrored) == 32
+    assert distribute.global_batch_size(32, mirrored, per_replica=False) == 32
+    assert distribute.global_batch_size(16, distribute.get_strategy("cpu")) == 16
+    with pytest.raises(ValueError, match="global batch_size=7 does not split evenly over 2 replicas"):
+        distribute.global_batch_size(7, mirrored, per_replica=False)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer; got 0"):
+        distribute.global_batch_size(0, mirrored)
+
+
+def test_precision_policy_per_device_kind(mirrored):
+    gpu = tf.distribute.OneDeviceStrategy("/gpu:0")  # only inspected, never run
+    assert distribute.device_kind(mirrored) == "CPU" and distribute.device_kind(gpu) == "GPU"
+    assert distribute.precision_policy("auto", mirrored) == "float32"
+    assert distribute.precision_policy("auto", tf.distribute.get_strategy()) == "float32"
+    assert distribute.precision_policy("auto", gpu) == "mixed_float16"
+    assert distribute.precision_policy("mixed_bfloat16", mirrored) == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        distribute.precision_policy("float16", mirrored)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_head_and_loss_float32_and_trains(small_resnet_preset, mirrored, policy):
+    with mirrored.scope(), distribute.precision_scope(policy):
+        model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+        distribute.use_all_replicas_loss_scaling(model)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert model.backbone.dtype_policy.name == policy
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert isinstance(model.optimizer, distribute.AllReplicasLossScaleOptimizer) == (policy == "mixed_float16")
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    probabilities = model.predict(images[:2], verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    data = distribute.distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)), mirrored, global_batch_size=4
+    )
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    # Keras' own LossScaleOptimizer applies replica 1's overflowing gradients here and the weights become NaN.
+    assert [weight.path for weight in model.weights if not np.all(np.isfinite(weight.numpy()))] == []
+
+
+def test_distribute_dataset_batches_shards_and_keeps_the_partial_batch(mirrored):
+    examples = tf.data.Dataset.from_tensor_slices(({"ids": np.arange(10), "mask": np.arange(10) % 3 > 0}, np.arange(10)))
+    batches = distribute.distribute_dataset(examples, mirrored, global_batch_size=4)
+    assert batches.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+    features, _ = batches.element_spec
+    assert features["mask"].dtype == tf.int32
+    sizes = [int(labels.shape[0]) for _, labels in batches]
+    assert sizes == [4, 4, 2]
+    distributed = mirrored.experimental_distribute_dataset(batches)
+    per_replica = [
+        [int(tensor.shape[0]) for tensor in mirrored.experimental_local_results(labels)] for _, labels in distributed
+    ]
+    assert per_replica == [[2, 2], [2, 2], [1, 1]]
+
+
+def test_bool_padding_mask_pipeline_trains_bert_on_two_replicas(bert_dir, mirrored):
+    with mirrored.scope():
+        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, dropout=0.0)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    features = model.preprocessor(["a fine film", "dull and long", "great fun", "a mess"])
+    features["padding_mask"] = tf.cast(features["padding_mask"], tf.bool)  # keras-hub's own dtype
+    examples = tf.data.Dataset.from_tensor_slices((features, np.array([1, 0, 1, 0])))
+    data = distribute.distribute_dataset(examples, mirrored, global_batch_size=4)
+    assert data.element_spec[0]["padding_mask"].dtype == tf.int32
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+# Keras 3.15's model.fit does not run under MultiWorkerMirroredStrategy (keras-team/keras#20585: its
+# symbolic build and its log reduction call strategy.reduce in ways the strategy rejects), so the
+# workers check what tf.distribute guarantees: one cluster, and variables created in the scope
+# start identical on every worker (worker 0's values are broadcast), whatever each worker's seed.
+_WORKER = textwrap.dedent(
+    """
+    import logging
+    import sys
+    import numpy as np
+    import keras
+    import tftune
+    from tftune import distribute
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    strategy = distribute.get_strategy("multi_worker")
+    index = strategy.cluster_resolver.task_id
+    keras.utils.set_random_seed(index)
+    local = tftune.build_image_classifier(sys.argv[1], 2, image_size=(32, 32), weights=None)
+    keras.utils.set_random_seed(index)
+    with strategy.scope():
+        model = tftune.build_image_classifier(sys.argv[1], 2, image_size=(32, 32), weights=None)
+    np.savez(sys.argv[2], *[weight.numpy() for weight in local.weights])
+    np.savez(sys.argv[3], *[weight.numpy() for weight in model.weights])
+    """
+)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_worker_processes_form_one_cluster_with_identical_weights(small_resnet_preset, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        environment = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, small_resnet_preset, *(str(tmp_path / f"{kind}{index}.npz") for kind in ("local", "mirrored"))],
+                env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=240)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    first, second, local = (np.load(tmp_path / name) for name in ("mirrored0.npz", "mirrored1.npz", "local1.npz"))
+    assert len(first.files) == len(second.files) > 20
+    for name in first.files:
+        np.testing.assert_array_equal(first[name], second[name])
+    differing = [name for name in first.files if not np.array_equal(second[name], local[name])]
+    assert len(differing) >= 10  # every random kernel: worker 1 would have drawn other weights alone
+    for index, output in enumerate(outputs):
+        assert f"tftune strategy: MultiWorkerMirroredStrategy(worker {index} of 2) with 2 replica(s)" in output
