@@ -1,0 +1,343 @@
+"""Evaluation reports: metrics.json, report.md, curves.png and confusion_matrix.png for a trained classifier.
+
+Metrics are computed with NumPy from the model's predicted probabilities;
+plots are drawn with matplotlib (Agg backend, no display needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+from tftune._backend import ensure_tensorflow_backend
+
+ensure_tensorflow_backend()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_EPSILON = 1e-7
+_ANNOTATE_MAX_CLASSES = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationReport:
+    """What `write_report` wrote: the metrics it computed and the paths of the files.
+
+    Example:
+
+    ```python
+    report = tftune.write_report("runs/bert", model, data.validation, data.label_names, history=history)
+    report.metrics["macro_f1"], report.paths["report_md"]
+    ```
+    """
+
+    metrics: dict
+    paths: dict[str, str]
+
+
+def classification_metrics(labels, probabilities, label_names: Sequence[str]) -> dict:
+    """Accuracy, loss, confusion matrix and per-class precision / recall / F1 from predicted probabilities.
+
+    `labels` are integer class indices `[N]`, `probabilities` `[N, classes]`.
+    `loss` is the mean sparse categorical cross-entropy. A class that is never
+    predicted (or never present) gets precision (recall) 0. `macro_f1` is the
+    unweighted mean of the per-class F1 scores.
+
+    Example:
+
+    ```python
+    metrics = tftune.classification_metrics([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], ["no", "yes"])
+    metrics["accuracy"], metrics["per_class"]["yes"]["recall"]  # 0.667, 0.5
+    ```
+    """
+    labels = np.asarray(labels, dtype="int64").reshape(-1)
+    probabilities = np.asarray(probabilities, dtype="float64")
+    classes = len(label_names)
+    if probabilities.ndim != 2 or probabilities.shape != (len(labels), classes):
+        raise ValueError(
+            f"probabilities must be [examples, classes] = [{len(labels)}, {classes}]; got shape {probabilities.shape}."
+        )
+    if len(labels) == 0:
+        raise ValueError("Cannot compute metrics on zero examples; the evaluation data is empty.")
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"labels must index label_names (0..{classes - 1}); got values {sorted(set(labels.tolist()))[:10]}.")
+    predictions = probabilities.argmax(axis=1)
+    confusion = np.zeros((classes, classes), dtype="int64")
+    np.add.at(confusion, (labels, predictions), 1)
+    true_positives = np.diag(confusion).astype("float64")
+    predicted = confusion.sum(axis=0)
+    actual = confusion.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros(classes), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros(classes), where=actual > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(classes), where=(precision + recall) > 0)
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {
+        "examples": int(len(labels)),
+        "accuracy": float(true_positives.sum() / len(labels)),
+        "loss": float(-np.log(np.clip(picked, _EPSILON, 1.0)).mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(label_names, precision, recall, f1, actual)
+        },
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, label_names: Sequence[str] | None = None) -> dict:
+    """`classification_metrics` of `model` on a batched `(features, labels)` dataset, with a progress bar.
+
+    `label_names` defaults to `model.labels`.
+
+    Example:
+
+    ```python
+    metrics = tftune.evaluate_classifier(model, data.validation)
+    print(metrics["accuracy"], metrics["macro_f1"])
+    ```
+    """
+    label_names = list(label_names if label_names is not None else model.labels)
+    batches = int(dataset.cardinality())
+    print("Evaluating")
+    progress = keras.utils.Progbar(batches if batches > 0 else None, unit_name="batch")
+    labels, probabilities = [], []
+    for features, batch_labels in dataset:
+        probabilities.append(np.asarray(model.predict_on_batch(features)))
+        labels.append(np.asarray(batch_labels))
+        progress.add(1)
+    if not labels:
+        raise ValueError("The evaluation dataset yielded no batches; check the validation split.")
+    return classification_metrics(np.concatenate(labels), np.concatenate(probabilities), label_names)
+
+
+def write_report(
+    output_dir: str | os.PathLike,
+    model: keras.Model,
+    validation_data: tf.data.Dataset,
+    label_names: Sequence[str] | None = None,
+    *,
+    history=None,
+    unfreezing_boundaries: Sequence[int] = (),
+    config: Mapping | None = None,
+    wall_time: float | None = None,
+    examples_per_second: float | None = None,
+    title: str = "tftune run",
+) -> EvaluationReport:
+    """Evaluate `model` on `validation_data` and write metrics.json, report.md, curves.png, confusion_matrix.png.
+
+    `history` is the `keras.callbacks.History` that `fit` returned, or its
+    `.history` dict (`{"loss": [...], "val_accuracy": [...], ...}`).
+    `unfreezing_boundaries` are the epochs (0-based) at which a new stage of
+    gradual unfreezing started; they split the history into stages and are
+    drawn on the curves. `config` is stored as given (it must be JSON
+    serializable); `wall_time` (seconds) and `examples_per_second` describe
+    training. Non-finite numbers are written as `null`.
+
+    Example:
+
+    ```python
+    history = model.fit(data.train, validation_data=data.validation, epochs=3)
+    report = tftune.write_report("runs/digits", model, data.validation, data.label_names, history=history,
+                                 unfreezing_boundaries=[1, 2], config={"epochs": 3}, wall_time=120.0)
+    print(report.paths)
+    ```
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    label_names = list(label_names if label_names is not None else model.labels)
+    history = _history_dict(history)
+    epochs = max((len(values) for values in history.values()), default=0)
+    boundaries = _check_boundaries(unfreezing_boundaries, epochs)
+    evaluation = evaluate_classifier(model, validation_data, label_names)
+    metrics = {
+        **evaluation,
+        "label_names": label_names,
+        "history": history,
+        "stages": _stages(history, boundaries, epochs),
+        "unfreezing_boundaries": boundaries,
+        "wall_time_seconds": wall_time,
+        "examples_per_second": examples_per_second,
+        "config": dict(config or {}),
+    }
+    paths = {
+        "metrics_json": os.path.join(output_dir, "metrics.json"),
+        "report_md": os.path.join(output_dir, "report.md"),
+        "curves_png": os.path.join(output_dir, "curves.png"),
+        "confusion_matrix_png": os.path.join(output_dir, "confusion_matrix.png"),
+    }
+    with open(paths["metrics_json"], "w", encoding="utf-8") as file:
+        json.dump(_finite(metrics), file, indent=2, allow_nan=False, default=str)
+    _plot_curves(history, boundaries, paths["curves_png"], title)
+    _plot_confusion_matrix(np.asarray(evaluation["confusion_matrix"]), label_names, paths["confusion_matrix_png"], title)
+    with open(paths["report_md"], "w", encoding="utf-8") as file:
+        file.write(_markdown(metrics, title, paths))
+    return EvaluationReport(_finite(metrics), paths)
+
+
+def _history_dict(history) -> dict[str, list[float]]:
+    if history is None:
+        return {}
+    if isinstance(history, keras.callbacks.History):
+        history = history.history
+    if not isinstance(history, Mapping):
+        raise ValueError(f"history must be a keras History, a dict of per-epoch lists or None; got {type(history).__name__}.")
+    return {str(key): [float(value) for value in np.asarray(values).reshape(-1)] for key, values in history.items()}
+
+
+def _check_boundaries(boundaries, epochs: int) -> list[int]:
+    checked = sorted({int(epoch) for epoch in boundaries})
+    if any(epoch <= 0 or epoch >= max(epochs, 1) for epoch in checked) and epochs:
+        raise ValueError(
+            f"unfreezing_boundaries must be epochs strictly between 0 and the {epochs} trained epochs "
+            f"(the first epoch of each new stage); got {list(boundaries)}."
+        )
+    return checked
+
+
+def _stages(history: dict, boundaries: list[int], epochs: int) -> list[dict]:
+    edges = [0, *boundaries, epochs]
+    return [
+        {
+            "stage": index,
+            "first_epoch": start,
+            "last_epoch": end - 1,
+            "history": {key: values[start:end] for key, values in history.items()},
+        }
+        for index, (start, end) in enumerate(zip(edges, edges[1:]))
+        if end > start
+    ]
+
+
+def _finite(value):
+    """The same structure with NaN / inf replaced by None (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def _plot_curves(history: dict, boundaries: list[int], path: str, title: str) -> None:
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
+            if history.get(key):
+                epochs = np.arange(1, len(history[key]) + 1)
+                axis.plot(epochs, history[key], style, label="validation" if key.startswith("val_") else "train")
+        for position, epoch in enumerate(boundaries):
+            axis.axvline(epoch + 0.5, color="grey", linestyle=":", label="unfreezing step" if position == 0 else None)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+        else:
+            axis.text(0.5, 0.5, f"no {metric} history", ha="center", va="center", transform=axis.transAxes)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def _plot_confusion_matrix(confusion: np.ndarray, label_names: list[str], path: str, title: str) -> None:
+    pyplot = _pyplot()
+    classes = len(label_names)
+    side = min(4 + 0.45 * classes, 24)
+    figure, axis = pyplot.subplots(figsize=(side + 1.5, side))
+    rows = confusion.sum(axis=1, keepdims=True)
+    fractions = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    image = axis.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axis, label="fraction of the true class")
+    rotate = classes > 5 and max(len(name) for name in label_names) > 2
+    axis.set_xticks(range(classes), label_names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
+    axis.set_yticks(range(classes), label_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if classes <= _ANNOTATE_MAX_CLASSES:
+        for row in range(classes):
+            for column in range(classes):
+                axis.text(
+                    column,
+                    row,
+                    str(confusion[row, column]),
+                    ha="center",
+                    va="center",
+                    color="white" if fractions[row, column] > 0.5 else "black",
+                )
+    axis.set_title(f"{title}: confusion matrix (validation)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def _number(value, digits: int = 4) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def _markdown(metrics: dict, title: str, paths: dict) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| validation examples | {metrics['examples']} |",
+        f"| accuracy | {_number(metrics['accuracy'])} |",
+        f"| macro-F1 | {_number(metrics['macro_f1'])} |",
+        f"| loss | {_number(metrics['loss'])} |",
+        f"| wall time (s) | {_number(metrics['wall_time_seconds'], 1)} |",
+        f"| training examples/s | {_number(metrics['examples_per_second'], 1)} |",
+        "",
+        "## Per class",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, scores in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {_number(scores['precision'], 3)} | {_number(scores['recall'], 3)} | "
+            f"{_number(scores['f1'], 3)} | {scores['support']} |"
+        )
+    if metrics["stages"]:
+        lines += ["", "## Stages (gradual unfreezing)", "", "| stage | epochs | final loss | final val. accuracy |", "|---|---|---|---|"]
+        for stage in metrics["stages"]:
+            final = {key: values[-1] if values else None for key, values in stage["history"].items()}
+            lines.append(
+                f"| {stage['stage']} | {stage['first_epoch'] + 1}-{stage['last_epoch'] + 1} | "
+                f"{_number(final.get('loss'))} | {_number(final.get('val_accuracy'))} |"
+            )
+    lines += [
+        "",
+        "## Curves",
+        "",
+        f"![loss and accuracy per epoch]({os.path.basename(paths['curves_png'])})",
+        "",
+        f"![confusion matrix]({os.path.basename(paths['confusion_matrix_png'])})",
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(_finite(metrics["config"]), indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
