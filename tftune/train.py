@@ -1,0 +1,204 @@
+"""One-call fine-tuning: build under a strategy, compile for unfreezing, fit with fault tolerance, evaluate."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tftune._backend import ensure_tensorflow_backend
+
+ensure_tensorflow_backend()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tftune import distribute  # noqa: E402
+from tftune.builders import build_image_classifier, build_text_classifier  # noqa: E402
+from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing  # noqa: E402
+
+_BUILDERS = {"text": build_text_classifier, "image": build_image_classifier}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What to build: "text" or "image" classifier, its backbone, classes and builder options.
+
+    `tftune.fit` builds it inside the strategy's scope and precision policy.
+
+    Example:
+
+    ```python
+    spec = tftune.ModelSpec("image", "resnet50", num_classes=3, options={"image_size": (64, 64), "weights": None})
+    model = spec.build()
+    ```
+    """
+
+    kind: str
+    backbone: str
+    num_classes: int
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in _BUILDERS:
+            raise ValueError(f"ModelSpec.kind must be one of {sorted(_BUILDERS)}; got {self.kind!r}.")
+
+    def build(self) -> keras.Model:
+        return _BUILDERS[self.kind](self.backbone, self.num_classes, **dict(self.options))
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `tftune.fit` returns: the trained model, its History dict, the final evaluation and the strategy."""
+
+    model: keras.Model
+    history: dict
+    evaluation: dict
+    strategy: tf.distribute.Strategy
+
+
+def fit(
+    model: keras.Model | ModelSpec | Mapping,
+    train_data: tf.data.Dataset | Callable[[keras.Model], tf.data.Dataset],
+    validation_data: tf.data.Dataset | Callable[[keras.Model], tf.data.Dataset] | None = None,
+    *,
+    epochs: int,
+    strategy: str | tf.distribute.Strategy = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+    batch_size_is_global: bool = False,
+    unfreezing: GradualUnfreezing | None = None,
+    optimizer: str | keras.optimizers.Optimizer = "adamw",
+    learning_rate: float = 2e-5,
+    layer_decay: float | None = None,
+    warmup_steps: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    early_stopping_patience: int | None = None,
+    jit_compile: bool | str = "auto",
+    steps_per_epoch: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> FitResult:
+    """Fine-tune a classifier under a tf.distribute strategy; return the model, history and final evaluation.
+
+    - `model`: a `ModelSpec` (or a dict of its fields), built here inside
+      `strategy.scope()` under the precision policy; or a model already built
+      inside the scope of the same strategy (a model built outside the scope
+      of a distributed strategy is rejected).
+    - `train_data` / `validation_data`: tf.data pipelines of
+      `(features, int labels)`, or functions of the built model returning one
+      (e.g. to map `model.preprocessor`). With `batch_size` they hold single
+      examples and are batched here: `batch_size` is per replica unless
+      `batch_size_is_global=True` (see `tftune.global_batch_size`); without
+      it they are already batched with the global batch size.
+    - Compiled by `tftune.compile_for_unfreezing(optimizer, learning_rate,
+      layer_decay, warmup_steps, total_steps=epochs * steps)`; trained with
+      `unfreezing` (default `GradualUnfreezing()`: head only, then one more
+      group per epoch).
+    - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
+      call after a crash and it resumes at the interrupted epoch, in its
+      unfreezing stage), the best weights (lowest `val_loss`, or `loss`
+      without validation data) in `best.weights.h5`, TensorBoard logs in
+      `logs/`. `early_stopping_patience` adds `EarlyStopping`.
+    - The evaluation is of the final weights, on `validation_data` (or
+      `train_data` without it).
+
+    Example:
+
+    ```python
+    result = tftune.fit(
+        tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (64, 64)}),
+        train_examples, val_examples, epochs=3, batch_size=32, strategy="auto", checkpoint_dir="runs/flowers",
+    )
+    result.evaluation["accuracy"]
+    ```
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; got {epochs!r}.")
+    strategy = distribute.get_strategy(strategy)
+    model = _model_in_scope(model, strategy, precision)
+    train_data = _pipeline(train_data, model, strategy, batch_size, batch_size_is_global, "train_data")
+    validation_data = _pipeline(validation_data, model, strategy, batch_size, batch_size_is_global, "validation_data")
+    steps = steps_per_epoch or _finite_cardinality(train_data)
+    compile_for_unfreezing(
+        model,
+        optimizer,
+        learning_rate,
+        layer_decay=layer_decay,
+        warmup_steps=warmup_steps,
+        total_steps=epochs * steps if steps else None,
+        jit_compile=jit_compile,
+    )
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=_callbacks(unfreezing, checkpoint_dir, early_stopping_patience, validation_data, callbacks),
+        verbose=verbose,
+    )
+    evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
+    return FitResult(model, history.history, evaluation, strategy)
+
+
+def _model_in_scope(model, strategy: tf.distribute.Strategy, precision: str) -> keras.Model:
+    if isinstance(model, Mapping):
+        model = ModelSpec(**model)
+    if isinstance(model, ModelSpec):
+        policy = distribute.precision_policy(precision, strategy)
+        with strategy.scope(), distribute.precision_scope(policy):
+            return model.build()
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, a tftune.ModelSpec or a dict of its fields; got {model!r}.")
+    if precision != "auto" and distribute.precision_policy(precision, strategy) != model.dtype_policy.name:
+        raise ValueError(
+            f"precision={precision!r} but the model was built with the {model.dtype_policy.name!r} policy. "
+            f"Pass a ModelSpec so tftune builds it under the policy, or precision='auto' to keep the model's."
+        )
+    outside = [v.path for v in model.weights if not strategy.extended.variable_created_in_scope(v.value)]
+    if outside and strategy is not tf.distribute.get_strategy():
+        raise ValueError(
+            f"The model's variables ({outside[0]}, ... {len(outside)} of {len(model.weights)}) were created "
+            f"outside the scope of the {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) "
+            f"it would train under. Build it inside `with strategy.scope():`, or pass a tftune.ModelSpec "
+            f"and let tftune.fit build it."
+        )
+    return model
+
+
+def _pipeline(data, model, strategy, batch_size, batch_size_is_global, name) -> tf.data.Dataset | None:
+    if data is None:
+        return None
+    if callable(data) and not isinstance(data, tf.data.Dataset):
+        data = data(model)
+    if not isinstance(data, tf.data.Dataset):
+        raise ValueError(f"{name} must be a tf.data.Dataset or a function of the model returning one; got {data!r}.")
+    global_batch = (
+        None
+        if batch_size is None
+        else distribute.global_batch_size(batch_size, strategy, per_replica=not batch_size_is_global)
+    )
+    return distribute.distribute_dataset(data, strategy, global_batch_size=global_batch)
+
+
+def _finite_cardinality(dataset: tf.data.Dataset) -> int | None:
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality > 0 else None
+
+
+def _callbacks(unfreezing, checkpoint_dir, patience, validation_data, extra) -> list:
+    monitor = "val_loss" if validation_data is not None else "loss"
+    callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
+    if checkpoint_dir is not None:
+        directory = os.fspath(checkpoint_dir)
+        callbacks += [
+            keras.callbacks.BackupAndRestore(os.path.join(directory, "backup")),
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(directory, "best.weights.h5"), monitor=monitor, save_best_only=True, save_weights_only=True
+            ),
+            keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
+        ]
+    if patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=False))
+    return callbacks + list(extra)
