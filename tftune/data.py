@@ -526,6 +526,8 @@ def _prepared(
         raise ValueError(f"cache must be 'auto', True, False or a cache file path; got {cache!r}.")
 
     def cached(examples: tf.data.Dataset, size: int) -> tf.data.Dataset:
+        # Tokenizing in batches then unbatching loses the cardinality; Keras' progress bars want it.
+        examples = examples.apply(tf.data.experimental.assert_cardinality(size))
         if cache == "auto":
             return examples.cache() if size * bytes_per_example <= _CACHE_LIMIT_BYTES else examples
         if cache is True:

