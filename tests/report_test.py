@@ -1,0 +1,112 @@
+"""Evaluation metrics (NumPy) and report files for a real (small) image classifier."""
+
+import json
+import math
+import os
+
+import keras
+import matplotlib.image
+import numpy as np
+import pytest
+
+import tftune
+from tftune import data, report
+
+
+def test_classification_metrics_match_hand_computed_values():
+    labels = [0, 0, 1, 1, 1, 2]
+    probabilities = [
+        [0.8, 0.1, 0.1],  # 0 -> 0
+        [0.3, 0.6, 0.1],  # 0 -> 1
+        [0.1, 0.7, 0.2],  # 1 -> 1
+        [0.2, 0.5, 0.3],  # 1 -> 1
+        [0.5, 0.2, 0.3],  # 1 -> 0
+        [0.1, 0.2, 0.7],  # 2 -> 2
+    ]
+    metrics = report.classification_metrics(labels, probabilities, ["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
+    assert metrics["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert metrics["per_class"]["b"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3}
+    )
+    assert metrics["per_class"]["c"] == pytest.approx({"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1})
+    assert metrics["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 1.0) / 3)
+    expected_loss = -np.mean(np.log([0.8, 0.3, 0.7, 0.5, 0.2, 0.7]))
+    assert metrics["loss"] == pytest.approx(expected_loss)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy()(np.array(labels), np.array(probabilities))
+    assert metrics["loss"] == pytest.approx(float(keras_loss), rel=1e-5)
+    never_predicted = report.classification_metrics([0, 1], [[0.9, 0.1], [0.8, 0.2]], ["x", "y"])
+    assert never_predicted["per_class"]["y"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    with pytest.raises(ValueError, match=r"probabilities must be \[examples, classes\] = \[2, 3\]"):
+        report.classification_metrics([0, 1], [[0.9, 0.1], [0.8, 0.2]], ["x", "y", "z"])
+
+
+@pytest.fixture(scope="module")
+def trained_digits(small_resnet_preset):
+    keras.utils.set_random_seed(0)
+    digits = data.load_mnist_digits()
+    subset = digits.subset(np.arange(0, 5000, 25))  # 200 digits, 20 per class
+    splits = data.load_image_splits(subset, validation_fraction=0.25)
+    prepared = data.image_pipelines(splits, (32, 32), batch_size=25)
+    model = tftune.build_image_classifier(small_resnet_preset, 10, image_size=(32, 32), labels=prepared.label_names)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(prepared.train, validation_data=prepared.validation, epochs=3, verbose=0)
+    return model, prepared, history
+
+
+def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path):
+    model, prepared, history = trained_digits
+    config = {"backbone": "small resnet", "epochs": 3, "batch_size": 25, "schedule": [1, 2]}
+    result = report.write_report(
+        tmp_path / "run",
+        model,
+        prepared.validation,
+        prepared.label_names,
+        history=history,
+        unfreezing_boundaries=[1, 2],
+        config=config,
+        wall_time=12.5,
+        examples_per_second=48.0,
+        title="digits",
+    )
+    assert set(result.paths) == {"metrics_json", "report_md", "curves_png", "confusion_matrix_png"}
+    assert all(os.path.getsize(path) > 0 for path in result.paths.values())
+    with open(result.paths["metrics_json"], encoding="utf-8") as file:
+        metrics = json.load(file, parse_constant=lambda constant: pytest.fail(f"non-JSON constant {constant}"))
+    assert metrics == result.metrics
+    assert metrics["examples"] == prepared.validation_size == 50
+    for key in ("accuracy", "macro_f1"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert math.isfinite(metrics["loss"]) and metrics["loss"] >= 0.0
+    assert set(metrics["per_class"]) == set(prepared.label_names)
+    for scores in metrics["per_class"].values():
+        assert all(0.0 <= scores[key] <= 1.0 for key in ("precision", "recall", "f1")) and scores["support"] == 5
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 50
+    # Our accuracy / loss agree with Keras' own evaluation of the same data.
+    keras_loss, keras_accuracy = model.evaluate(prepared.validation, verbose=0)
+    assert metrics["accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
+    assert metrics["loss"] == pytest.approx(keras_loss, rel=1e-4)
+    assert [(stage["first_epoch"], stage["last_epoch"]) for stage in metrics["stages"]] == [(0, 0), (1, 1), (2, 2)]
+    assert metrics["stages"][2]["history"]["loss"] == [history.history["loss"][2]]
+    assert metrics["config"] == config and metrics["wall_time_seconds"] == 12.5 and metrics["examples_per_second"] == 48.0
+    markdown = open(result.paths["report_md"], encoding="utf-8").read()
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in markdown and "![confusion matrix](confusion_matrix.png)" in markdown
+    assert '"backbone": "small resnet"' in markdown
+    for key in ("curves_png", "confusion_matrix_png"):
+        pixels = matplotlib.image.imread(result.paths[key])
+        assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 300
+        assert pixels[..., :3].std() > 0.05  # something was drawn
+
+
+def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_digits, tmp_path):
+    model, prepared, _ = trained_digits
+    history = {"loss": [1.0, float("nan")], "accuracy": [0.5, 0.6]}
+    result = report.write_report(tmp_path, model, prepared.validation, history=history)
+    assert result.metrics["history"]["loss"] == [1.0, None]
+    assert result.metrics["label_names"] == model.labels and len(result.metrics["stages"]) == 1
+    assert json.loads(open(result.paths["metrics_json"], encoding="utf-8").read())["history"]["loss"][1] is None
+    with pytest.raises(ValueError, match=r"unfreezing_boundaries must be epochs strictly between 0 and the 2"):
+        report.write_report(tmp_path, model, prepared.validation, history=history, unfreezing_boundaries=[2])
+    with pytest.raises(ValueError, match="history must be a keras History"):
+        report.write_report(tmp_path, model, prepared.validation, history=[1.0, 2.0])
