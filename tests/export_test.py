@@ -178,7 +178,9 @@ def served(exports, text_model, texts):
         "mirrored": (exports["mirrored"], "serving_default", {"image_bytes": ("b64", encoded)}),
         "mixed": (exports["mixed"], "serving_default", {"image_bytes": ("b64", encoded)}),
     }
-    request = [{"path": result.path, "signature": signature, "inputs": inputs} for result, signature, inputs in jobs.values()]
+    request = [
+        {"path": result.path, "signature": signature, "inputs": inputs} for result, signature, inputs in jobs.values()
+    ]
     process = subprocess.run(
         [sys.executable, "-c", _SERVE_SCRIPT], input=json.dumps(request), capture_output=True, text=True
     )
@@ -276,7 +278,7 @@ def test_saved_model_cli_lists_the_documented_signatures(exports):
     }
     assert text == {
         "serving_default": ({"text": ("DT_STRING", "(-1)")}, outputs),
-        "serve_tokens": ({key: ("DT_INT32", "(-1, -1)") for key in ("token_ids", "segment_ids", "padding_mask")}, outputs),
+        "serve_tokens": ({key: ("DT_INT32", "(-1, -1)") for key in tftune.builders.TEXT_INPUTS}, outputs),
     }
     image = _saved_model_cli_signatures(exports["image"].path)
     outputs = {key: outputs[key] for key in ("class_id", "label")} | {"probabilities": ("DT_FLOAT", "(-1, 3)")}
@@ -399,7 +401,9 @@ def test_export_from_keras_file_and_checkpoint_directory(image_model, tmp_path):
     base_dir = str(tmp_path / "saved_models")
     result = export.export_from_file(str(checkpoints), base_dir, name="pets", warmup=False, verify=False)
     assert (result.path, result.kind) == (os.path.join(base_dir, "pets", "1"), "image")
-    served = tf.saved_model.load(result.path).signatures["serve_images"](images=tf.constant(_decoded(_image_bytes()[1])[None]))
-    np.testing.assert_allclose(served["probabilities"], _keras_image_probabilities(image_model, _image_bytes()[1:]), atol=1e-5)
+    images = tf.constant(np.stack([_decoded(item) for item in _image_bytes()]))
+    served = tf.saved_model.load(result.path).signatures["serve_images"](images=images)
+    expected = _keras_image_probabilities(image_model, _image_bytes())
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
     with pytest.raises(ValueError, match="not an existing '.keras' file"):
         export.export_from_file(str(tmp_path / "model.weights.h5"), base_dir)
