@@ -1,5 +1,6 @@
 """tftune.fit: one replica vs two CPU replicas, model-in-scope checks, and resuming after SIGKILL."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -81,12 +82,15 @@ def test_two_replicas_match_one_replica_on_bert(bert_dir, rotten_tomatoes):
     np.testing.assert_allclose(single.history["loss"], mirrored.history["loss"], rtol=1e-4)
 
 
-def test_a_model_built_outside_a_distributed_scope_is_rejected(small_resnet_preset):
+def test_a_model_built_outside_a_distributed_scope_is_rejected(small_resnet_preset, tmp_path):
     model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
     with pytest.raises(ValueError, match=r"created outside the scope of the MirroredStrategy with 2 replica\(s\)"):
         fit(model, _image_examples(), epochs=1, batch_size=4, strategy=distribute.get_strategy("mirrored", devices=TWO_CPUS))
     with pytest.raises(ValueError, match="precision='mixed_bfloat16' but the model was built with the 'float32' policy"):
         fit(model, _image_examples(), epochs=1, batch_size=4, strategy="auto", precision="mixed_bfloat16")
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ValueError, match="the tensorboard package is not installed"):
+            fit(model, _image_examples(), epochs=1, batch_size=4, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="ModelSpec.kind must be one of"):
         ModelSpec("audio", "x", 2)
 
@@ -95,10 +99,10 @@ def test_fit_returns_history_evaluation_and_best_checkpoint(small_resnet_preset,
     spec = {"kind": "image", "backbone": small_resnet_preset, "num_classes": 2,
             "options": {"image_size": (32, 32), "weights": None}}
     result = fit(spec, _image_examples(8), _image_examples(4), epochs=2, batch_size=4, strategy="cpu",
-                 checkpoint_dir=tmp_path, early_stopping_patience=3, verbose=0)
+                 checkpoint_dir=tmp_path, early_stopping_patience=3, tensorboard=False, verbose=0)
     assert sorted(result.history) == ["accuracy", "loss", "trainable_params", "val_accuracy", "val_loss"]
     assert len(result.history["loss"]) == 2 and set(result.evaluation) == {"accuracy", "loss"}
-    assert (tmp_path / "best.weights.h5").is_file() and any((tmp_path / "logs").iterdir())
+    assert (tmp_path / "best.weights.h5").is_file()
     assert not (tmp_path / "backup").exists()  # BackupAndRestore deletes its backup after a finished fit
 
 
@@ -133,7 +137,7 @@ _TRAINER = textwrap.dedent(
     callback = Journal()
     callback._epoch = 0
     result = fit(spec, data, epochs=3, batch_size=4, strategy="cpu", optimizer="adam", learning_rate=1e-3,
-                 unfreezing=GradualUnfreezing(verbose=0), checkpoint_dir=checkpoint_dir, callbacks=[callback], verbose=0)
+                 unfreezing=GradualUnfreezing(verbose=0), checkpoint_dir=checkpoint_dir, tensorboard=False, callbacks=[callback], verbose=0)
     np.savez(journal + ".npz", *[weight.numpy() for weight in result.model.weights])
     """
 )

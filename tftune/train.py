@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -75,6 +76,7 @@ def fit(
     warmup_steps: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
     early_stopping_patience: int | None = None,
+    tensorboard: bool = True,
     jit_compile: bool | str = "auto",
     steps_per_epoch: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -100,7 +102,8 @@ def fit(
       call after a crash and it resumes at the interrupted epoch, in its
       unfreezing stage), the best weights (lowest `val_loss`, or `loss`
       without validation data) in `best.weights.h5`, TensorBoard logs in
-      `logs/`. `early_stopping_patience` adds `EarlyStopping`.
+      `logs/` (`tensorboard=False` to skip them; they need the `tensorboard`
+      package). `early_stopping_patience` adds `EarlyStopping`.
     - The evaluation is of the final weights, on `validation_data` (or
       `train_data` without it).
 
@@ -116,6 +119,11 @@ def fit(
     """
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got {epochs!r}.")
+    if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError(
+            "tensorboard=True writes TensorBoard logs under checkpoint_dir, but the tensorboard package is not "
+            "installed. pip install tensorboard, or pass tensorboard=False."
+        )
     strategy = distribute.get_strategy(strategy)
     model = _model_in_scope(model, strategy, precision)
     train_data = _pipeline(train_data, model, strategy, batch_size, batch_size_is_global, "train_data")
@@ -135,7 +143,7 @@ def fit(
         validation_data=validation_data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=_callbacks(unfreezing, checkpoint_dir, early_stopping_patience, validation_data, callbacks),
+        callbacks=_callbacks(unfreezing, checkpoint_dir, tensorboard, early_stopping_patience, validation_data, callbacks),
         verbose=verbose,
     )
     evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
@@ -187,7 +195,7 @@ def _finite_cardinality(dataset: tf.data.Dataset) -> int | None:
     return cardinality if cardinality > 0 else None
 
 
-def _callbacks(unfreezing, checkpoint_dir, patience, validation_data, extra) -> list:
+def _callbacks(unfreezing, checkpoint_dir, tensorboard, patience, validation_data, extra) -> list:
     monitor = "val_loss" if validation_data is not None else "loss"
     callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
     if checkpoint_dir is not None:
@@ -197,8 +205,9 @@ def _callbacks(unfreezing, checkpoint_dir, patience, validation_data, extra) -> 
             keras.callbacks.ModelCheckpoint(
                 os.path.join(directory, "best.weights.h5"), monitor=monitor, save_best_only=True, save_weights_only=True
             ),
-            keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         ]
+        if tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "logs")))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=False))
     return callbacks + list(extra)
