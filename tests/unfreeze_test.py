@@ -1,0 +1,218 @@
+"""Tests for tftune.unfreeze: freezing, gradual unfreezing during one fit, layer-wise rates."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tftune
+from tftune import unfreeze
+
+
+def _image_model(preset, seed=0):
+    keras.utils.set_random_seed(seed)
+    return tftune.build_image_classifier(preset, 2, image_size=(32, 32), dropout=0.0, weights=None)
+
+
+def _image_data(count=16, seed=0):
+    images = np.random.RandomState(seed).uniform(0, 255, size=(count, 32, 32, 3)).astype("float32")
+    return images, (np.arange(count) % 2).astype("int32")
+
+
+def _group_values(model):
+    return {group.name: [weight.numpy().copy() for weight in group.weights] for group in model.layer_groups}
+
+
+def _identical(before, after):
+    return all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Weights, head optimizer state and trainable groups at each epoch end; counts train_step traces."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.head_state, self.trainable = [], [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(_group_values(self.model))
+        head = unfreeze._group_optimizers(self.model)["head"]
+        self.head_state.append([variable.numpy().copy() for variable in head.variables])
+        self.trainable.append([group.name for group in self.model.layer_groups if group.trainable])
+
+
+def _count_traces(model):
+    traces = []
+    train_step = model.train_step
+
+    def counted(data):
+        traces.append(1)
+        return train_step(data)
+
+    model.train_step = counted
+    return traces
+
+
+def test_freeze_helpers_and_summary(small_resnet_preset):
+    model = _image_model(small_resnet_preset)
+    unfreeze.freeze(model)
+    assert [group.trainable for group in model.layer_groups] == [False] * 5 + [True]
+    assert len(model.trainable_weights) == 2
+    unfreeze.unfreeze_top(model, 2, keep_batchnorm_frozen=True)
+    summary = unfreeze.trainable_summary(model)
+    assert [line.split()[:2] for line in summary.splitlines()[1:7]] == [
+        ["stem", "no"], ["stage_1", "no"], ["stage_2", "no"],
+        ["stage_3", "partial"], ["stage_4", "partial"], ["head", "yes"],
+    ]
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in model.layers + model.backbone.layers
+        if layer.trainable_weights
+    )
+    model.backbone.trainable = False  # a user's frozen container must not hide the groups
+    unfreeze.unfreeze_all(model)
+    assert all(group.trainable for group in model.layer_groups)
+    assert len(model.trainable_weights) == sum(len(layer.trainable_weights) for g in model.layer_groups for layer in g.layers)
+    with pytest.raises(ValueError, match=r"n_groups=6 .* 5 backbone groups \(stem, stage_1, stage_2, stage_3, stage_4\)"):
+        unfreeze.unfreeze_top(model, 6)
+    with pytest.raises(ValueError, match="no recorded layer groups.*build_image_classifier"):
+        unfreeze.freeze(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+
+
+def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_resnet_preset, capsys):
+    images, labels = _image_data()
+    fit_args = dict(x=images, y=labels, batch_size=8, epochs=3, shuffle=False, verbose=0)
+
+    reference = _image_model(small_resnet_preset)
+    unfreeze.freeze(reference)
+    reference_traces, reference_record = _count_traces(reference), _Recorder()
+    unfreeze.compile_for_unfreezing(reference, "adamw", 1e-3)
+    reference.fit(callbacks=[reference_record], **fit_args)
+
+    model = _image_model(small_resnet_preset)
+    traces, record = _count_traces(model), _Recorder()
+    unfreeze.compile_for_unfreezing(model, "adamw", 1e-3)  # all trainable: the callback decides
+    history = model.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}), record], **fit_args)
+
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GradualUnfreezing")]
+    all_trainable = model.count_params() - _moving_statistics(model)
+    assert printed == [
+        "GradualUnfreezing: epoch 0 step 0: 1/6 groups trainable (head), 66 trainable parameters",
+        "GradualUnfreezing: epoch 1 step 0: 2/6 groups trainable (head, stage_4), 19,714 trainable parameters",
+        "GradualUnfreezing: epoch 2 step 0: 6/6 groups trainable (head, stage_4, stage_3, stage_2, stage_1, stem), "
+        f"{all_trainable:,} trainable parameters",
+    ]
+    assert history.history["trainable_params"] == [66, 19714, all_trainable]
+    assert record.trainable == [["head"], ["stage_4", "head"], [g.name for g in model.layer_groups]]
+
+    # Re-traced exactly once per boundary: 2 boundaries more than a fit that never changes stage.
+    assert len(traces) == len(reference_traces) + 2
+
+    start = _group_values(_image_model(small_resnet_preset))
+    for epoch, values in enumerate(record.weights):
+        for index, group in enumerate(model.layer_groups[:-1]):
+            unfrozen_at = 1 if group.name == "stage_4" else 2
+            frozen = _identical(start[group.name], values[group.name])
+            assert frozen == (epoch < unfrozen_at), (group.name, epoch)
+    # BatchNorm moving statistics of a frozen group (inference mode) never moved; they do once it trains.
+    moving = [index for index, weight in enumerate(model.layer_groups[0].weights) if "moving" in weight.path]
+    assert moving
+    assert all(np.array_equal(start["stem"][i], record.weights[1]["stem"][i]) for i in moving)
+    assert not any(np.array_equal(start["stem"][i], record.weights[2]["stem"][i]) for i in moving)
+
+    # Until the boundary the head trains exactly as in a fit that never changes stage ...
+    assert _identical(reference_record.weights[0]["head"], record.weights[0]["head"])
+    assert all(np.array_equal(a, b) for a, b in zip(reference_record.head_state[0], record.head_state[0]))
+    # ... and afterwards its moments and step count continue (not reset), while the new groups start fresh.
+    groups = unfreeze._group_optimizers(model)
+    assert int(groups["head"].iterations) == 6 and int(groups["stage_4"].iterations) == 4
+    assert int(groups["stage_3"].iterations) == 2 and int(groups["stem"].iterations) == 2
+    assert int(model.optimizer.iterations) == 6
+    assert not _identical(reference_record.weights[2]["head"], record.weights[2]["head"])
+
+
+def _moving_statistics(model):
+    return sum(int(np.prod(w.shape)) for w in model.weights if "moving" in w.path)
+
+
+def test_keep_batchnorm_frozen_after_unfreezing(small_resnet_preset):
+    images, labels = _image_data()
+    model = _image_model(small_resnet_preset)
+    unfreeze.compile_for_unfreezing(model, "sgd", 0.05)
+    before = _group_values(model)
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0,
+              callbacks=[unfreeze.GradualUnfreezing({0: "all"}, keep_batchnorm_frozen=True, verbose=0)])
+    after = _group_values(model)
+    for group in model.layer_groups[:-1]:
+        for weight, old, new in zip(group.weights, before[group.name], after[group.name]):
+            is_batchnorm = "_bn/" in weight.path
+            assert np.array_equal(old, new) == is_batchnorm, weight.path
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", keras.optimizers.AdamW(weight_decay=0.0)], ids=["sgd", "adamw"])
+def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
+    """Group k from the top moves by lr * decay**k: |update| / |gradient| for SGD, |update| for Adam's first step."""
+    images, labels = _image_data(8)
+    model = _image_model(small_resnet_preset)
+    unfreeze.compile_for_unfreezing(model, optimizer, 1e-2, layer_decay=0.5)
+    groups = model.layer_groups
+    weights = [w for g in groups for layer in g.layers for w in layer.trainable_weights]
+    statistics = [w.numpy() for w in model.non_trainable_weights]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, model(images, training=True)))
+    gradients = dict(zip([id(w) for w in weights], tape.gradient(loss, weights)))
+    for weight, value in zip(model.non_trainable_weights, statistics):  # as before the gradient pass
+        weight.assign(value)
+    before = {id(w): w.numpy().copy() for w in weights}
+    model.train_on_batch(images, labels)
+    rates = []
+    for group in groups:
+        moved, scale = [], []
+        for layer in group.layers:
+            for weight in layer.trainable_weights:
+                gradient = gradients[id(weight)].numpy()
+                update = np.abs(weight.numpy() - before[id(weight)])
+                if optimizer == "sgd":
+                    moved.append(update.sum())
+                    scale.append(np.abs(gradient).sum())
+                else:  # Adam's first step is lr * g / |g| where |g| >> epsilon
+                    moved.extend(update[np.abs(gradient) > 1e-4].ravel())
+        rates.append(sum(moved) / sum(scale) if optimizer == "sgd" else float(np.median(moved)))
+    expected = [1e-2 * 0.5 ** k for k in reversed(range(len(groups)))]
+    # Measured per-group step size matches lr * decay**k within 1% (float32 round-off).
+    np.testing.assert_allclose(rates, expected, rtol=1e-2)
+    np.testing.assert_allclose(np.array(rates[:-1]) / rates[1:], 0.5, rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "replicas, precision",
+    # Mixed precision runs on one device: Keras 3.15's LossScaleOptimizer decides "finite" from replica 0's
+    # gradients only, so under MirroredStrategy a float16 overflow on another replica turns weights into NaN
+    # (with plain keras.optimizers.AdamW too; tftune.distribute handles it).
+    [(2, "float32"), (1, "mixed_float16")],
+    ids=["mirrored-2-replicas", "mixed-precision"],
+)
+def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, replicas, precision):
+    images, labels = _image_data()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2 else tf.distribute.get_strategy()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        with strategy.scope():
+            model = _image_model(small_resnet_preset)
+            unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, layer_decay=0.5, warmup_steps=2, total_steps=6)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    assert strategy.num_replicas_in_sync == replicas
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+    before = _group_values(model)
+    record = _Recorder()
+    history = model.fit(images, labels, batch_size=8, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[unfreeze.GradualUnfreezing(verbose=0), record])
+    assert record.trainable == [["head"], ["stage_4", "head"], ["stage_3", "stage_4", "head"]]
+    assert history.history["trainable_params"][:2] == [66, 19714]
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert _identical(before["stage_2"], _group_values(model)["stage_2"])
+    assert not _identical(before["stage_3"], _group_values(model)["stage_3"])
+    groups = unfreeze._group_optimizers(model)
+    assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")] == [6, 4, 2, 0]
