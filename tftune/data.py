@@ -34,6 +34,17 @@ ROTTEN_TOMATOES_VARIANTS = {
     "three_class": ("rotten", "fresh", "plot"),
 }
 _ROTTEN_TOMATOES_FILE = os.path.join("data", "rotten_tomatoes_corpus_full.csv.bz2")
+TEXT_FILE_EXTENSIONS = (".csv", ".tsv", ".jsonl")
+IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+AUGMENTATIONS = ("flip", "crop", "rotation")
+_VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "dev")
+_TEXT_KEY_PREFERENCE = ("text", "sentence", "description", "review", "content", "document")
+_MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")
+_CACHE_LIMIT_BYTES = 2 * 1024**3
+_CROP_MARGIN = 1.125
+_MAX_SHUFFLE_BUFFER = 10_000
+_SHUFFLE_BUFFER_BYTES = 512 * 1024**2
+_TOKENIZE_BATCH = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,20 +115,6 @@ def _packaged_file(package: str, relative_path: str, requirement: str) -> str:
         raise FileNotFoundError(f"{path} is missing from the installed {package!r}; reinstall {requirement}.")
     return path
 
-# ---------------------------------------------------------------------------
-# Sources -> DataSplits (raw train / validation examples) -> PreparedData.
-
-TEXT_FILE_EXTENSIONS = (".csv", ".tsv", ".jsonl")
-IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-AUGMENTATIONS = ("flip", "crop", "rotation")
-_VALIDATION_SPLIT_NAMES = ("validation", "valid", "val", "dev")
-_TEXT_KEY_PREFERENCE = ("text", "sentence", "description", "review", "content", "document")
-_MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")
-_CACHE_LIMIT_BYTES = 2 * 1024**3
-_CROP_MARGIN = 1.125
-_MAX_SHUFFLE_BUFFER = 10_000
-_TOKENIZE_BATCH = 256
-
 
 class DatasetUnavailableError(RuntimeError):
     """A tfds dataset is not prepared in `data_dir` (and `download=True` was not given)."""
@@ -151,6 +148,7 @@ class LabeledImages:
         return LabeledImages(self.images[indices], self.labels[indices], self.label_names)
 
     def examples(self) -> tf.data.Dataset:
+        """An unbatched dataset of (image, label)."""
         return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
 
 
@@ -380,7 +378,7 @@ def load_image_splits(
     splits = tftune.load_image_splits("tf_flowers", data_dir="/data/tensorflow_datasets")
     ```
     """
-    if _is_tfds_source(source, ()) and not (isinstance(source, str) and os.path.isdir(source)):
+    if _is_tfds_source(source, IMAGE_FILE_EXTENSIONS):
         builder = _tfds_builder(source, data_dir, download)
         image_key = _feature_key(builder, "Image", image_key, "image_key")
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
@@ -437,8 +435,9 @@ def text_pipelines(
     `preprocessor` is the model's (`model.preprocessor`): it runs inside
     `Dataset.map` with AUTOTUNE parallelism on batches of raw strings and
     gives int32 `token_ids` / `segment_ids` / `padding_mask`. Tokens are
-    cached in memory (`cache="auto"`: when they fit in 2 GiB; `True`, `False`
-    or a file path), then shuffled with `seed`, batched and prefetched.
+    cached in memory (`cache="auto"`: when they fit in 2 GiB; `True`, `False`,
+    or a path prefix for cache files), then shuffled with `seed`, batched and
+    prefetched. `drop_remainder=True` gives static batch shapes (TPU).
     `batch_size` is the global batch size (see `tftune.global_batch_size`).
 
     Example:
@@ -476,7 +475,8 @@ def image_pipelines(
 
     Images are resized to `image_size` (height, width) inside `Dataset.map`
     with AUTOTUNE parallelism and cached as uint8 (`cache="auto"`: in memory
-    when they fit in 2 GiB; `True`, `False` or a file path), then shuffled
+    when they fit in 2 GiB; `True`, `False`, or a path prefix for cache
+    files), then shuffled
     with `seed`, batched, augmented (training split only) and prefetched as
     float32 RGB 0..255, what `ImageClassifier` takes. `augmentation` names
     keras preprocessing layers to apply: "flip" (horizontal), "crop" (resize
@@ -525,19 +525,21 @@ def _prepared(
     if not (isinstance(cache, bool) or (isinstance(cache, str) and cache)):
         raise ValueError(f"cache must be 'auto', True, False or a cache file path; got {cache!r}.")
 
-    def cached(examples: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    def cached(examples: tf.data.Dataset, size: int, split: str) -> tf.data.Dataset:
         # Tokenizing in batches then unbatching loses the cardinality; Keras' progress bars want it.
         examples = examples.apply(tf.data.experimental.assert_cardinality(size))
         if cache == "auto":
             return examples.cache() if size * bytes_per_example <= _CACHE_LIMIT_BYTES else examples
         if cache is True:
             return examples.cache()
-        return examples.cache(cache) if cache else examples
+        return examples.cache(f"{cache}.{split}") if cache else examples
 
-    buffer = shuffle_buffer or min(splits.train_size, _MAX_SHUFFLE_BUFFER)
-    train = cached(train_map(splits.train), splits.train_size).shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(batch_size, drop_remainder=drop_remainder)
-    validation = cached(validation_map(splits.validation), splits.validation_size).batch(
+    buffer = shuffle_buffer or max(
+        1, min(splits.train_size, _MAX_SHUFFLE_BUFFER, _SHUFFLE_BUFFER_BYTES // bytes_per_example)
+    )
+    train = cached(train_map(splits.train), splits.train_size, "train")
+    train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=drop_remainder)
+    validation = cached(validation_map(splits.validation), splits.validation_size, "validation").batch(
         batch_size, drop_remainder=drop_remainder
     )
     if augment is not None:
