@@ -21,5 +21,15 @@ from tftune.builders import (  # noqa: E402
     build_image_classifier,
     build_text_classifier,
 )
+from tftune.export import (  # noqa: E402
+    CustomOpReport,
+    ExportResult,
+    Prediction,
+    custom_op_report,
+    export_from_file,
+    export_saved_model,
+    predict_from_saved_model,
+    write_models_config,
+)
 
 __version__ = "0.1.0"

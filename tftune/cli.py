@@ -34,18 +34,67 @@ def _info(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _export(arguments: argparse.Namespace) -> int:
+    from tftune import export
+
+    result = export.export_from_file(
+        arguments.model_path,
+        arguments.base_dir,
+        arguments.name,
+        arguments.version,
+        overwrite=arguments.overwrite,
+        top_k=arguments.top_k,
+        warmup=not arguments.no_warmup,
+        verify=not arguments.no_verify,
+    )
+    print(f"models.config: {export.write_models_config(arguments.base_dir)}")
+    print(result.serving_instructions())
+    return 0
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    from tftune import export
+
+    for prediction in export.predict_from_saved_model(arguments.saved_model_dir, arguments.inputs, arguments.signature):
+        print(prediction)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tftune", description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = subcommands.add_parser("info", help="versions, visible devices and known backbones")
     info.set_defaults(run=_info)
+
+    export = subcommands.add_parser(
+        "export", help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel"
+    )
+    export.add_argument("model_path", help="a .keras file, or a directory of .keras checkpoints")
+    export.add_argument("--base-dir", default="saved_models", help="export root (default: saved_models)")
+    export.add_argument("--name", default=None, help="model name (default: the Keras model's name)")
+    export.add_argument("--version", type=int, default=None, help="version number (default: next free one)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.add_argument("--top-k", type=int, default=None, help="also output the k most likely labels")
+    export.add_argument("--no-warmup", action="store_true", help="skip TF Serving warm-up requests")
+    export.add_argument("--no-verify", action="store_true", help="skip the reload check in a TensorFlow-only process")
+    export.set_defaults(run=_export)
+
+    predict = subcommands.add_parser("predict", help="run an exported SavedModel on raw texts or image files")
+    predict.add_argument("saved_model_dir", help="saved_models/<name> (newest version) or saved_models/<name>/<version>")
+    predict.add_argument("inputs", nargs="+", help="texts for a text model, JPEG/PNG paths for an image model")
+    predict.add_argument("--signature", default="serving_default")
+    predict.set_defaults(run=_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tftune` console script."""
-    arguments = _parser().parse_args(argv)
-    return arguments.run(arguments)
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.run(arguments)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"tftune {arguments.command}: error: {error}\n")
 
 
 if __name__ == "__main__":
