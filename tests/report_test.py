@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tftune
-from tftune import data, report
+from tftune import data, distribute, report
 
 
 def test_classification_metrics_match_hand_computed_values():
@@ -110,3 +110,16 @@ def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_dig
         report.write_report(tmp_path, model, prepared.validation, history=history, unfreezing_boundaries=[2])
     with pytest.raises(ValueError, match="history must be a keras History"):
         report.write_report(tmp_path, model, prepared.validation, history=[1.0, 2.0])
+
+
+def test_evaluation_under_mirrored_strategy_counts_every_example_once(trained_digits):
+    model, prepared, _ = trained_digits
+    strategy = distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mirrored = keras.models.clone_model(model)
+    mirrored.set_weights(model.get_weights())
+    single = report.evaluate_classifier(model, prepared.validation)
+    replicated = report.evaluate_classifier(mirrored, prepared.validation)
+    assert replicated["examples"] == single["examples"] == 50
+    assert replicated["confusion_matrix"] == single["confusion_matrix"]
+    assert replicated["loss"] == pytest.approx(single["loss"], rel=1e-5)

@@ -216,3 +216,103 @@ def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, r
     assert not _identical(before["stage_3"], _group_values(model)["stage_3"])
     groups = unfreeze._group_optimizers(model)
     assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")] == [6, 4, 2, 0]
+
+
+def test_bad_input_raises_before_training(small_resnet_preset):
+    for schedule, message in [
+        ({0: 0, -1: 2}, "non-negative integers; got -1"),
+        ([(0, 0), (3, 1), (2, 2)], "strictly increasing; 2 follows 3"),
+        ({0: 2, 1: 1}, "only unfreeze: 1 groups at epoch 1"),
+        ({0: "some"}, "number of top backbone groups .* or 'all'; got 'some'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            unfreeze.GradualUnfreezing(schedule)
+    images, labels = _image_data(8)
+    model = _image_model(small_resnet_preset)
+    with pytest.raises(ValueError, match=r"supports the optimizers \['adam', 'adamw', 'sgd'\].*'rmsprop'"):
+        unfreeze.compile_for_unfreezing(model, "rmsprop")
+    with pytest.raises(ValueError, match="layer_decay must be in"):
+        unfreeze.compile_for_unfreezing(model, "adamw", layer_decay=2.6)
+    with pytest.raises(ValueError, match="would act per group"):
+        unfreeze.compile_for_unfreezing(model, keras.optimizers.AdamW(global_clipnorm=1.0))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="needs the model compiled with tftune.compile_for_unfreezing"):
+        model.fit(images, labels, verbose=0, callbacks=[unfreeze.GradualUnfreezing()])
+    unfreeze.compile_for_unfreezing(model, "sgd", 0.1)
+    before = _group_values(model)
+    with pytest.raises(ValueError, match=r"schedule\[2\]=6 asks for more top groups .* 5 backbone groups"):
+        model.fit(images, labels, verbose=0, callbacks=[unfreeze.GradualUnfreezing({0: 1, 2: 6})])
+    assert all(_identical(before[name], values) for name, values in _group_values(model).items())
+
+
+def test_learning_rate_clock_is_shared_or_restarted_per_stage(small_resnet_preset):
+    """Warm-up/decay: one clock for every group by default; restart_schedule restarts it at each boundary."""
+    schedule = unfreeze.WarmupDecay(1.0, warmup_steps=4, total_steps=12, decay="cosine", final_ratio=0.1)
+    np.testing.assert_allclose([float(schedule(step)) for step in (0, 3, 8, 12, 20)],
+                               [0.25, 1.0, 0.55, 0.1, 0.1], rtol=1e-6)
+    images, labels = _image_data()
+    rates = {}
+    for restart in (False, True):
+        model = _image_model(small_resnet_preset)
+        unfreeze.compile_for_unfreezing(model, "sgd", 1.0, layer_decay=0.5, warmup_steps=4, total_steps=8)
+        model.fit(images, labels, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[unfreeze.GradualUnfreezing(restart_schedule=restart, verbose=0)])
+        groups = unfreeze._group_optimizers(model)
+        rates[restart] = [float(groups[name].learning_rate) for name in ("head", "stage_4")]
+    # After 8 steps (stage_4 unfrozen at step 4): a shared clock is at the end of the decay for both ...
+    np.testing.assert_allclose(rates[False], [0.0, 0.0], atol=1e-7)
+    # ... a restarted one has just finished the 4-step warm-up again: peak rates lr and lr * 0.5.
+    np.testing.assert_allclose(rates[True], [1.0, 0.5], rtol=1e-6)
+
+
+def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_path, capsys):
+    images, labels = _image_data()
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    def fit(extra):
+        model = _image_model(small_resnet_preset)
+        unfreeze.compile_for_unfreezing(model, "adamw", 1e-3)
+        callbacks = [keras.callbacks.BackupAndRestore(str(tmp_path)), unfreeze.GradualUnfreezing(), *extra]
+        return model, model.fit(images, labels, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=callbacks)
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit([Interrupt()])
+    capsys.readouterr()
+    model, history = fit([])
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GradualUnfreezing")]
+    assert printed[0].startswith("GradualUnfreezing: epoch 2 step 0: 3/6 groups trainable (head, stage_4, stage_3)")
+    assert len(history.history["trainable_params"]) == 2
+    groups = unfreeze._group_optimizers(model)
+    # The optimizer state came back with the weights: 8 steps in all, stage_4 trained since epoch 1.
+    assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")] == [8, 6, 4, 2]
+
+
+def test_gradual_unfreezing_beats_head_only_on_real_bert(bert_dir, rotten_tomatoes):
+    """Real transfer: MiniLM BERT on balanced Rotten Tomatoes subsets (128 train, 200 test), sequence length 32.
+
+    Measured (seeds 0-2, 2 epochs, AdamW 1e-3, layer decay 1/2.6): head only 0.47-0.52, head first then all
+    groups 0.55-0.63, gradual ahead by 0.08-0.11 every time. Asserted margin: 0.05.
+    """
+    rng = np.random.RandomState(0)
+    by_class = [rng.permutation(np.flatnonzero(rotten_tomatoes.labels == label)) for label in (0, 1)]
+    train = rng.permutation(np.concatenate([indices[:64] for indices in by_class]))
+    test = np.concatenate([indices[64:164] for indices in by_class])
+    accuracy = {}
+    for mode in ("head_only", "gradual"):
+        keras.utils.set_random_seed(0)
+        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32)
+        features = model.preprocessor([rotten_tomatoes.texts[i] for i in np.concatenate([train, test])])
+        x_train = {name: value[: len(train)] for name, value in features.items()}
+        x_test = {name: value[len(train):] for name, value in features.items()}
+        unfreeze.freeze(model)
+        unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, layer_decay=1 / 2.6)
+        callbacks = [unfreeze.GradualUnfreezing({0: 0, 1: "all"}, verbose=0)] if mode == "gradual" else []
+        model.fit(x_train, rotten_tomatoes.labels[train], batch_size=16, epochs=2, shuffle=False, verbose=0,
+                  callbacks=callbacks)
+        accuracy[mode] = model.evaluate(x_test, rotten_tomatoes.labels[test], batch_size=100, verbose=0,
+                                        return_dict=True)["accuracy"]
+    assert accuracy["gradual"] >= accuracy["head_only"] + 0.05, accuracy

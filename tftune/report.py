@@ -90,9 +90,12 @@ def classification_metrics(labels, probabilities, label_names: Sequence[str]) ->
 
 
 def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, label_names: Sequence[str] | None = None) -> dict:
-    """`classification_metrics` of `model` on a batched `(features, labels)` dataset, with a progress bar.
+    """`classification_metrics` of `model` on a batched `(features, labels)` dataset in a fixed order.
 
-    `label_names` defaults to `model.labels`.
+    Predictions come from `model.predict` (its progress bar, and correct
+    under a tf.distribute strategy); labels from a second pass over the
+    dataset, which must therefore not be shuffled. `label_names` defaults to
+    `model.labels`.
 
     Example:
 
@@ -102,17 +105,12 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, label_name
     ```
     """
     label_names = list(label_names if label_names is not None else model.labels)
-    batches = int(dataset.cardinality())
-    print("Evaluating")
-    progress = keras.utils.Progbar(batches if batches > 0 else None, unit_name="batch")
-    labels, probabilities = [], []
-    for features, batch_labels in dataset:
-        probabilities.append(np.asarray(model.predict_on_batch(features)))
-        labels.append(np.asarray(batch_labels))
-        progress.add(1)
+    labels = [batch for batch in dataset.map(lambda features, labels: labels).as_numpy_iterator()]
     if not labels:
         raise ValueError("The evaluation dataset yielded no batches; check the validation split.")
-    return classification_metrics(np.concatenate(labels), np.concatenate(probabilities), label_names)
+    print("Evaluating")
+    probabilities = model.predict(dataset.map(lambda features, labels: features), verbose=1)
+    return classification_metrics(np.concatenate(labels), probabilities, label_names)
 
 
 def write_report(
