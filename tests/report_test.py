@@ -116,7 +116,7 @@ def test_evaluation_under_mirrored_strategy_counts_every_example_once(trained_di
     model, prepared, _ = trained_digits
     strategy = distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        mirrored = keras.models.clone_model(model)
+        mirrored = type(model).from_config(model.get_config())
     mirrored.set_weights(model.get_weights())
     single = report.evaluate_classifier(model, prepared.validation)
     replicated = report.evaluate_classifier(mirrored, prepared.validation)
