@@ -3,7 +3,7 @@
 For both recipes' offline defaults:
 - text: MiniLM BERT (6 layers), sequence length 64, Rotten Tomatoes (binary), batch 32;
 - image: a small keras-hub ResNet (4 basic-block stages, 146k parameters) on the
-  5,000 MNIST digits at 32x32, batch 64, crop + rotation augmentation.
+  5,000 MNIST digits at 32x32, batch 64, without and with crop + rotation augmentation.
 
 The pipeline is timed on its first epoch (cold: tokenization / resize run, the
 cache fills) and on a second epoch (warm: from the cache); training is timed
@@ -79,9 +79,9 @@ def _rows():
     )
     prepared = data.text_pipelines(splits, model.preprocessor, batch_size)
     cold, warm = _pipeline_examples_per_second(prepared.train)
-    for head_only in (False, True):
-        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["text"], head_only)
-        yield "BERT MiniLM seq 64, Rotten Tomatoes", "head only" if head_only else "full", cold, warm, training
+    for stage in ("full", "head only"):
+        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["text"], stage == "head only")
+        yield "BERT MiniLM seq 64, Rotten Tomatoes", "-", stage, cold, warm, training
 
     batch_size = 64
     splits = data.load_image_splits(data.load_mnist_digits(), verbose=False)
@@ -89,24 +89,31 @@ def _rows():
         model = tftune.build_image_classifier(
             _small_resnet_preset(os.path.join(directory, "resnet")), 10, image_size=(32, 32), labels=splits.label_names
         )
-    prepared = data.image_pipelines(splits, (32, 32), batch_size, augmentation=("crop", "rotation"))
-    cold, warm = _pipeline_examples_per_second(prepared.train)
-    for head_only in (False, True):
-        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["image"], head_only)
-        yield "small ResNet, MNIST digits 32x32", "head only" if head_only else "full", cold, warm, training
+    pipelines = {
+        augmentation: _pipeline_examples_per_second(
+            data.image_pipelines(splits, (32, 32), batch_size, augmentation=augmentation).train
+        )
+        for augmentation in ((), ("crop", "rotation"))
+    }
+    prepared = data.image_pipelines(splits, (32, 32), batch_size)
+    for stage in ("full", "head only"):
+        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["image"], stage == "head only")
+        for augmentation, (cold, warm) in pipelines.items():
+            yield "small ResNet, MNIST digits 32x32", "+".join(augmentation) or "none", stage, cold, warm, training
 
 
 def main() -> None:
     print(f"CPU cores visible: {os.cpu_count()}; TensorFlow threads: default")
     header = (
-        f"| {'recipe default':<36} | {'training':<9} | {'pipeline cold ex/s':>18} | {'pipeline warm ex/s':>18} "
+        f"| {'recipe default':<36} | {'augmentation':<13} | {'training':<9} | {'pipeline cold ex/s':>18} "
+        f"| {'pipeline warm ex/s':>18} "
         f"| {'training ex/s':>13} | {'cold / training':>15} | {'warm / training':>15} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    for recipe, stage, cold, warm, training in _rows():
+    for recipe, augmentation, stage, cold, warm, training in _rows():
         print(
-            f"| {recipe:<36} | {stage:<9} | {cold:>18,.0f} | {warm:>18,.0f} | {training:>13,.1f} "
+            f"| {recipe:<36} | {augmentation:<13} | {stage:<9} | {cold:>18,.0f} | {warm:>18,.0f} | {training:>13,.1f} "
             f"| {cold / training:>14,.0f}x | {warm / training:>14,.0f}x |",
             flush=True,
         )

@@ -479,8 +479,9 @@ def image_pipelines(
     files), then shuffled
     with `seed`, batched, augmented (training split only) and prefetched as
     float32 RGB 0..255, what `ImageClassifier` takes. `augmentation` names
-    keras preprocessing layers to apply: "flip" (horizontal), "crop" (resize
-    12.5% larger, random crop) and "rotation" (up to +-0.05 of a turn).
+    keras preprocessing layers to apply, each with its own random draw per
+    image: "flip" (horizontal), "crop" (resize 12.5% larger, random crop)
+    and "rotation" (up to +-0.05 of a turn).
     `batch_size` is the global batch size (see `tftune.global_batch_size`).
 
     Example:
@@ -546,7 +547,8 @@ def _prepared(
         train = train.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
     if splits.kind == "image":
         train, validation = (
-            data.map(lambda images, labels: (tf.cast(images, "float32"), labels)) for data in (train, validation)
+            data.map(lambda images, labels: (tf.cast(images, "float32"), labels), num_parallel_calls=tf.data.AUTOTUNE)
+            for data in (train, validation)
         )
     return PreparedData(
         train.prefetch(tf.data.AUTOTUNE),
@@ -562,7 +564,11 @@ def _prepared(
 def _augmentation_layers(augmentation, height: int, width: int, seed: int):
     layers = []
     if "crop" in augmentation:
-        layers.append(keras.layers.RandomCrop(height, width, seed=seed))
+        # keras' RandomCrop picks one offset per batch; a per-image random shift of the
+        # enlarged image followed by a center crop is a per-image random crop.
+        shift = (_CROP_MARGIN - 1.0) / 2.0 / _CROP_MARGIN
+        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed))
+        layers.append(keras.layers.CenterCrop(height, width))
     if "flip" in augmentation:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if "rotation" in augmentation:
