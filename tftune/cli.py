@@ -34,6 +34,32 @@ def _info(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _train(arguments: argparse.Namespace) -> int:
+    from tftune import recipe
+
+    recipe.run_recipe(recipe.config_from_arguments(arguments, None))
+    return 0
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    import keras
+
+    from tftune import recipe, report
+
+    model = keras.models.load_model(arguments.model_path)
+    task = "text" if hasattr(model, "preprocessor") else "image"
+    config = recipe.RecipeConfig.for_task(
+        task, dataset=arguments.data, data_dir=arguments.data_dir, batch_size=arguments.batch_size, max_examples=arguments.max_examples
+    )
+    evaluation_data = recipe.prepared_data(config, model, recipe.load_splits(config)).validation
+    if arguments.output_dir:
+        metrics = report.write_report(arguments.output_dir, model, evaluation_data, model.labels, title=f"tftune evaluate {arguments.model_path}").metrics
+    else:
+        metrics = report.evaluate_classifier(model, evaluation_data, model.labels)
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  examples {metrics['examples']}")
+    return 0
+
+
 def _export(arguments: argparse.Namespace) -> int:
     from tftune import export
 
@@ -65,6 +91,24 @@ def _parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = subcommands.add_parser("info", help="versions, visible devices and known backbones")
     info.set_defaults(run=_info)
+
+    from tftune import recipe
+
+    train = subcommands.add_parser(
+        "train",
+        help="run a recipe from a config file and/or flags (data -> fine-tune -> report -> export)",
+    )
+    recipe.add_recipe_arguments(train, task_flag=True)
+    train.set_defaults(run=_train)
+
+    evaluate = subcommands.add_parser("evaluate", help="evaluate a .keras model on the validation split of a dataset")
+    evaluate.add_argument("model_path", help="a .keras file written by tftune")
+    evaluate.add_argument("data", help="rotten_tomatoes, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
+    evaluate.add_argument("--data-dir", default=None, help="tfds data_dir")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--max-examples", type=int, default=None)
+    evaluate.add_argument("--output-dir", default=None, help="also write metrics.json, report.md and plots here")
+    evaluate.set_defaults(run=_evaluate)
 
     export = subcommands.add_parser(
         "export", help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel"
