@@ -31,5 +31,16 @@ from tftune.export import (  # noqa: E402
     predict_from_saved_model,
     write_models_config,
 )
+from tftune.distribute import (  # noqa: E402
+    AllReplicasLossScaleOptimizer,
+    device_kind,
+    distribute_dataset,
+    get_strategy,
+    global_batch_size,
+    precision_policy,
+    precision_scope,
+    use_all_replicas_loss_scaling,
+)
+from tftune.train import FitResult, ModelSpec, fit  # noqa: E402
 
 __version__ = "0.1.0"
