@@ -13,7 +13,19 @@ from tftune.backbones import (  # noqa: E402
     known_backbones,
     resolve_backbone,
 )
-from tftune.data import LabeledTexts, load_rotten_tomatoes  # noqa: E402
+from tftune.data import (  # noqa: E402
+    DatasetUnavailableError,
+    DataSplits,
+    LabeledImages,
+    LabeledTexts,
+    PreparedData,
+    image_pipelines,
+    load_image_splits,
+    load_mnist_digits,
+    load_rotten_tomatoes,
+    load_text_splits,
+    text_pipelines,
+)
 from tftune.builders import (  # noqa: E402
     ImageClassifier,
     ReverseChannels,
@@ -42,5 +54,16 @@ from tftune.distribute import (  # noqa: E402
     use_all_replicas_loss_scaling,
 )
 from tftune.train import FitResult, ModelSpec, fit  # noqa: E402
+from tftune.report import EvaluationReport, classification_metrics, evaluate_classifier, write_report  # noqa: E402
+from tftune.unfreeze import (  # noqa: E402
+    GradualUnfreezing,
+    WarmupDecay,
+    compile_for_unfreezing,
+    freeze,
+    trainable_summary,
+    unfreeze_all,
+    unfreeze_top,
+)
+from tftune.recipe import RecipeConfig, RecipeResult, run_recipe  # noqa: E402
 
 __version__ = "0.1.0"
