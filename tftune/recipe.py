@@ -158,8 +158,9 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     splits = load_splits(config)
 
     policy = distribute.precision_policy(config.precision, strategy)
+    model_spec = _model_spec(config, splits.label_names)
     with strategy.scope(), distribute.precision_scope(policy):
-        model = _model_spec(config, splits.label_names).build()
+        model = model_spec.build()
     prepared = prepared_data(config, model, splits, global_batch)
     schedule = unfreezing_schedule(config._resolved_schedule(), config.epochs, len(model.layer_groups) - 1)
     output_dir = config.resolved_output_dir()
@@ -184,7 +185,14 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         splits.label_names,
         history=result.history,
         unfreezing_boundaries=sorted(epoch for epoch in (schedule or {}) if epoch > 0),
-        config=dataclasses.asdict(config),
+        config={
+            **dataclasses.asdict(config),
+            "backbone": model_spec.backbone,
+            "unfreezing_schedule": schedule,
+            "replicas": strategy.num_replicas_in_sync,
+            "global_batch_size": global_batch,
+            "precision_policy": policy,
+        },
         wall_time=wall_time,
         examples_per_second=prepared.train_size * config.epochs / wall_time,
         title=f"tftune {config.task} recipe: {_default_name(config)}",
