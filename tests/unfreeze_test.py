@@ -292,27 +292,31 @@ def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_
 
 
 def test_gradual_unfreezing_beats_head_only_on_real_bert(bert_dir, rotten_tomatoes):
-    """Real transfer: MiniLM BERT on balanced Rotten Tomatoes subsets (128 train, 200 test), sequence length 32.
+    """Real transfer: MiniLM BERT on balanced Rotten Tomatoes subsets (128 train, 400 test), sequence length 32.
 
-    Measured (seeds 0-2, 2 epochs, AdamW 1e-3, layer decay 1/2.6): head only 0.47-0.52, head first then all
-    groups 0.55-0.63, gradual ahead by 0.08-0.11 every time. Asserted margin: 0.05.
+    Measured (3 epochs, AdamW 1e-3, layer decay 1/2.6, 4 seeds/subsets, 200-400 test texts): head only
+    0.46-0.55 (the frozen pooled features barely separate the classes in 24 steps), head first then every
+    group 0.60-0.68; gradual ahead by 0.06-0.15 every time. Asserted margin: 0.04.
     """
     rng = np.random.RandomState(0)
     by_class = [rng.permutation(np.flatnonzero(rotten_tomatoes.labels == label)) for label in (0, 1)]
     train = rng.permutation(np.concatenate([indices[:64] for indices in by_class]))
-    test = np.concatenate([indices[64:164] for indices in by_class])
+    test = np.concatenate([indices[64:264] for indices in by_class])
+    keras.utils.set_random_seed(0)
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32)
+    features = model.preprocessor([rotten_tomatoes.texts[i] for i in np.concatenate([train, test])])
+    x_train = {name: value[: len(train)] for name, value in features.items()}
+    x_test = {name: value[len(train):] for name, value in features.items()}
+    pretrained = model.get_weights()
     accuracy = {}
     for mode in ("head_only", "gradual"):
         keras.utils.set_random_seed(0)
-        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32)
-        features = model.preprocessor([rotten_tomatoes.texts[i] for i in np.concatenate([train, test])])
-        x_train = {name: value[: len(train)] for name, value in features.items()}
-        x_test = {name: value[len(train):] for name, value in features.items()}
+        model.set_weights(pretrained)
         unfreeze.freeze(model)
         unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, layer_decay=1 / 2.6)
         callbacks = [unfreeze.GradualUnfreezing({0: 0, 1: "all"}, verbose=0)] if mode == "gradual" else []
-        model.fit(x_train, rotten_tomatoes.labels[train], batch_size=16, epochs=2, shuffle=False, verbose=0,
+        model.fit(x_train, rotten_tomatoes.labels[train], batch_size=16, epochs=3, shuffle=False, verbose=0,
                   callbacks=callbacks)
         accuracy[mode] = model.evaluate(x_test, rotten_tomatoes.labels[test], batch_size=100, verbose=0,
                                         return_dict=True)["accuracy"]
-    assert accuracy["gradual"] >= accuracy["head_only"] + 0.05, accuracy
+    assert accuracy["gradual"] >= accuracy["head_only"] + 0.04, accuracy

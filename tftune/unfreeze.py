@@ -323,6 +323,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self.verbose = verbose
         self._stage = None
         self._epoch = 0
+        self._groups = ()
 
     def get_config(self) -> dict:
         return {
@@ -337,14 +338,15 @@ class GradualUnfreezing(keras.callbacks.Callback):
     def stage_at(self, epoch: int, step: int = 0) -> tuple[int, int]:
         """(boundary, number of top backbone groups trainable) at `step` of `epoch`.
 
-        A pure function of the schedule (and of the fit's steps per epoch for
-        `unit="step"`), so a resumed fit lands in the same stage.
+        A pure function of the schedule and the model's groups (and of the
+        fit's steps per epoch for `unit="step"`), so a resumed fit lands in
+        the same stage. Available once the fit began.
         """
         position = epoch if self.unit == "epoch" else epoch * self._steps_per_epoch() + step
-        n_backbone = len(layer_groups(self.model)) - 1
+        n_backbone = len(self._groups) - 1
         if self.schedule is None:
-            boundary = position - position % self.every
-            return boundary, min(position // self.every, n_backbone)
+            n_groups = min(position // self.every, n_backbone)
+            return n_groups * self.every, n_groups
         boundary, n_groups = 0, 0
         for start, count in self.schedule:
             if start > position:
@@ -353,7 +355,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         return boundary, n_groups
 
     def on_train_begin(self, logs=None):
-        groups = layer_groups(self.model)
+        groups = self._groups = layer_groups(self.model)
         if self.schedule is not None:
             for start, count in self.schedule:
                 if count != ALL:
@@ -386,7 +388,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         boundary, n_groups = self.stage_at(epoch, step)
         if (boundary, n_groups) == self._stage:
             return
-        groups = layer_groups(self.model)
+        groups = self._groups
         _set_trainable_groups(self.model, groups, n_groups, self.keep_batchnorm_frozen)
         self._align_schedules(epoch, step, boundary)
         self._stage = (boundary, n_groups)
