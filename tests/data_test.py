@@ -45,6 +45,10 @@ def test_lists_stratified_split_is_seeded_disjoint_and_counted():
     assert _all(again.validation) == validation and _all(other.validation) != validation
     summary = splits.summary()
     assert "18 train / 6 validation" in summary and "stratified 25%" in summary and "rotten" in summary
+    small = data.load_text_splits((TEXTS, LABELS), max_examples=10, validation_fraction=0.2, verbose=False)
+    assert small.train_size + small.validation_size == 10 and len(_all(small.train)) == small.train_size
+    with pytest.raises(ValueError, match="max_examples must be a positive integer"):
+        data.load_text_splits((TEXTS, LABELS), max_examples=0)
 
 
 def test_text_pipelines_tokenize_with_the_model_preprocessor(preprocessor):
@@ -125,6 +129,10 @@ def test_tfds_image_dataset_without_validation_split_is_split_stratified(tmp_pat
     assert list(np.bincount(train_labels, minlength=5)) == list(splits.class_counts["train"].values())
     assert images.shape[1:] == (24, 24, 3) and images.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255.0
+    with tfds.testing.mock_data(num_examples=40):
+        subset = data.load_image_splits("tf_flowers", data_dir=str(tmp_path), download=True, max_examples=15)
+        assert subset.train_size + subset.validation_size == 15
+        assert len(_all(subset.train)) == subset.train_size and len(_all(subset.validation)) == subset.validation_size
 
 
 def test_tfds_image_folder_builder_uses_its_own_validation_split(tmp_path):

@@ -271,6 +271,7 @@ def load_text_splits(
     data_dir: str | None = None,
     train_split: str = "train",
     validation_fraction: float = 0.1,
+    max_examples: int | None = None,
     seed: int = 0,
     download: bool = False,
     verbose: bool = True,
@@ -292,7 +293,9 @@ def load_text_splits(
     `source`; by default the dataset's own validation split ("validation",
     "valid", "val", "dev") when it has one, else a stratified
     `validation_fraction` of the training examples chosen with `seed`.
-    Class counts are printed when `verbose`.
+    `max_examples` keeps a seeded random subset of that many training-source
+    examples (before any validation hold-out; a separate validation split is
+    kept whole), for quick runs. Class counts are printed when `verbose`.
 
     Example:
 
@@ -311,7 +314,7 @@ def load_text_splits(
         def read(split: str) -> LabeledTexts:
             return _read_tfds_texts(builder, split, text_key, label_key, names)
 
-        train = read(train_split)
+        train = _at_most(read(train_split), max_examples, seed)
         if validation_split is None:
             train, held_out, validation_source = _stratified(train, validation_fraction, seed, train_split)
         else:
@@ -320,7 +323,7 @@ def load_text_splits(
     else:
         text_key = text_key or "text"
         label_key = label_key or "label"
-        train = _read_texts(source, text_key, label_key, label_names)
+        train = _at_most(_read_texts(source, text_key, label_key, label_names), max_examples, seed)
         names = train.label_names
         if validation is None:
             train, held_out, validation_source = _stratified(train, validation_fraction, seed, "the training data")
@@ -351,6 +354,7 @@ def load_image_splits(
     data_dir: str | None = None,
     train_split: str = "train",
     validation_fraction: float = 0.1,
+    max_examples: int | None = None,
     seed: int = 0,
     download: bool = False,
     strict: bool = False,
@@ -368,8 +372,8 @@ def load_image_splits(
       counted (`strict=True`: an error listing them instead).
     - `(images, labels)` NumPy arrays (`[N, H, W, 3 or 1]`, 0..255), or a `LabeledImages`.
 
-    Labels, `label_names` and `validation` work as in `load_text_splits`.
-    Grayscale images become RGB.
+    Labels, `label_names`, `validation` and `max_examples` work as in
+    `load_text_splits`. Grayscale images become RGB.
 
     Example:
 
@@ -384,21 +388,26 @@ def load_image_splits(
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
         names = _tfds_label_names(builder, label_key, label_names)
         validation_split = _tfds_validation_split(builder, validation)
-        train_examples, train_labels = _read_tfds_images(builder, train_split, image_key, label_key, names)
+        train_examples, all_labels = _read_tfds_images(builder, train_split, image_key, label_key, names)
+        kept = _subset_indices(len(all_labels), max_examples, seed)
         if validation_split is None:
-            train_part, validation_part = _stratified_indices(train_labels, validation_fraction, seed, train_split)
+            train_part, validation_part = _stratified_indices(all_labels[kept], validation_fraction, seed, train_split)
             validation_source = _stratified_description(validation_fraction, train_split, seed)
             parts = [
-                (_select(train_examples, train_part, len(train_labels)), train_labels[train_part], "train"),
-                (_select(train_examples, validation_part, len(train_labels)), train_labels[validation_part], "validation"),
+                (_select(train_examples, kept[part], len(all_labels)), all_labels[kept[part]], split)
+                for part, split in ((train_part, "train"), (validation_part, "validation"))
             ]
         else:
             held_out, held_out_labels = _read_tfds_images(builder, validation_split, image_key, label_key, names)
             validation_source = f"the dataset's {validation_split!r} split"
-            parts = [(train_examples, train_labels, "train"), (held_out, held_out_labels, "validation")]
+            parts = [
+                (_select(train_examples, kept, len(all_labels)), all_labels[kept], "train"),
+                (held_out, held_out_labels, "validation"),
+            ]
         splits = _splits("image", f"tfds {builder.name}", validation_source, names, *parts)
     else:
         train, skipped = _read_images(source, label_names, strict)
+        train = _at_most(train, max_examples, seed)
         names = train.label_names
         if validation is None:
             train, held_out, validation_source = _stratified(train, validation_fraction, seed, "the training data")
@@ -657,8 +666,23 @@ def _stratified(data, fraction: float, seed: int, what: str):
     return data.subset(train), data.subset(validation), _stratified_description(fraction, what, seed)
 
 
+def _subset_indices(size: int, max_examples: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of at most `max_examples` of `size` examples (all when None)."""
+    if max_examples is None:
+        return np.arange(size)
+    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
+        raise ValueError(f"max_examples must be a positive integer or None; got {max_examples!r}.")
+    return np.sort(np.random.RandomState(seed).permutation(size)[:max_examples])
+
+
+def _at_most(data, max_examples: int | None, seed: int):
+    return data if max_examples is None else data.subset(_subset_indices(len(data.labels), max_examples, seed))
+
+
 def _select(examples: tf.data.Dataset, indices: np.ndarray, size: int) -> tf.data.Dataset:
     """The elements at `indices` of a deterministic dataset of `size` elements, in their order."""
+    if len(indices) == size:
+        return examples
     keep = np.zeros(size, dtype=bool)
     keep[indices] = True
     keep = tf.constant(keep)
