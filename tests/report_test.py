@@ -89,9 +89,11 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
     assert metrics["loss"] == pytest.approx(keras_loss, rel=1e-4)
     assert [(stage["first_epoch"], stage["last_epoch"]) for stage in metrics["stages"]] == [(0, 0), (1, 1), (2, 2)]
     assert metrics["stages"][2]["history"]["loss"] == [history.history["loss"][2]]
-    assert metrics["config"] == config and metrics["wall_time_seconds"] == 12.5 and metrics["examples_per_second"] == 48.0
+    assert metrics["config"] == config
+    assert metrics["wall_time_seconds"] == 12.5 and metrics["examples_per_second"] == 48.0
     markdown = open(result.paths["report_md"], encoding="utf-8").read()
-    assert f"| accuracy | {metrics['accuracy']:.4f} |" in markdown and "![confusion matrix](confusion_matrix.png)" in markdown
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in markdown
+    assert "![confusion matrix](confusion_matrix.png)" in markdown
     assert '"backbone": "small resnet"' in markdown
     for key in ("curves_png", "confusion_matrix_png"):
         pixels = matplotlib.image.imread(result.paths[key])

@@ -71,7 +71,8 @@ class LabeledTexts:
 
     def subset(self, indices: Sequence[int]) -> LabeledTexts:
         """The examples at `indices`, same label names."""
-        return LabeledTexts([self.texts[i] for i in indices], self.labels[np.asarray(indices, dtype="int64")], self.label_names)
+        indices = np.asarray(indices, dtype="int64")
+        return LabeledTexts([self.texts[i] for i in indices], self.labels[indices], self.label_names)
 
 
 def load_rotten_tomatoes(variant: str = "binary") -> LabeledTexts:
@@ -466,7 +467,9 @@ def text_pipelines(
         )
 
     bytes_per_example = 3 * 4 * preprocessor.sequence_length + 4
-    return _prepared(splits, tokenized, tokenized, bytes_per_example, batch_size, seed, cache, shuffle_buffer, drop_remainder)
+    return _prepared(
+        splits, tokenized, tokenized, bytes_per_example, batch_size, seed, cache, shuffle_buffer, drop_remainder
+    )
 
 
 def image_pipelines(
@@ -504,7 +507,9 @@ def image_pipelines(
     unknown = sorted(set(augmentation) - set(AUGMENTATIONS))
     if unknown or isinstance(augmentation, str):
         raise ValueError(f"augmentation must be a sequence of {list(AUGMENTATIONS)}; got {augmentation!r}.")
-    train_size = (round(height * _CROP_MARGIN), round(width * _CROP_MARGIN)) if "crop" in augmentation else (height, width)
+    train_size = (height, width)
+    if "crop" in augmentation:
+        train_size = (round(height * _CROP_MARGIN), round(width * _CROP_MARGIN))
 
     def resizer(size):
         def resized(examples: tf.data.Dataset) -> tf.data.Dataset:
@@ -528,7 +533,16 @@ def image_pipelines(
 
 
 def _prepared(
-    splits, train_map, validation_map, bytes_per_example, batch_size, seed, cache, shuffle_buffer, drop_remainder, augment=None
+    splits,
+    train_map,
+    validation_map,
+    bytes_per_example,
+    batch_size,
+    seed,
+    cache,
+    shuffle_buffer,
+    drop_remainder,
+    augment=None,
 ) -> PreparedData:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer (the global batch size); got {batch_size!r}.")
@@ -548,12 +562,15 @@ def _prepared(
         1, min(splits.train_size, _MAX_SHUFFLE_BUFFER, _SHUFFLE_BUFFER_BYTES // bytes_per_example)
     )
     train = cached(train_map(splits.train), splits.train_size, "train")
-    train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=drop_remainder)
+    train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    train = train.batch(batch_size, drop_remainder=drop_remainder)
     validation = cached(validation_map(splits.validation), splits.validation_size, "validation").batch(
         batch_size, drop_remainder=drop_remainder
     )
     if augment is not None:
-        train = train.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.map(
+            lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE
+        )
     if splits.kind == "image":
         train, validation = (
             data.map(lambda images, labels: (tf.cast(images, "float32"), labels), num_parallel_calls=tf.data.AUTOTUNE)
@@ -576,7 +593,9 @@ def _augmentation_layers(augmentation, height: int, width: int, seed: int):
         # keras' RandomCrop picks one offset per batch; a per-image random shift of the
         # enlarged image followed by a center crop is a per-image random crop.
         shift = (_CROP_MARGIN - 1.0) / 2.0 / _CROP_MARGIN
-        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed))
+        layers.append(
+            keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed)
+        )
         layers.append(keras.layers.CenterCrop(height, width))
     if "flip" in augmentation:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -628,7 +647,14 @@ def _splits(kind, source, validation_source, label_names, *parts, skipped_files=
             f"two classes with examples. Check the label column / class folders."
         )
     return DataSplits(
-        kind, datasets["train"], datasets["validation"], list(label_names), counts, source, validation_source, skipped_files
+        kind,
+        datasets["train"],
+        datasets["validation"],
+        list(label_names),
+        counts,
+        source,
+        validation_source,
+        skipped_files,
     )
 
 
@@ -686,7 +712,8 @@ def _select(examples: tf.data.Dataset, indices: np.ndarray, size: int) -> tf.dat
     keep = np.zeros(size, dtype=bool)
     keep[indices] = True
     keep = tf.constant(keep)
-    return examples.enumerate().filter(lambda index, example: tf.gather(keep, index)).map(lambda index, example: example)
+    selected = examples.enumerate().filter(lambda index, example: tf.gather(keep, index))
+    return selected.map(lambda index, example: example)
 
 
 def _encode_labels(raw_labels: Sequence, label_names, where: str) -> tuple[np.ndarray, list[str]]:
@@ -766,7 +793,9 @@ def _read_texts(source, text_key: str, label_key: str, label_names) -> LabeledTe
     elif isinstance(source, (tuple, list)) and len(source) == 2 and not isinstance(source[0], str):
         texts, raw_labels = list(source[0]), list(source[1])
         if len(texts) != len(raw_labels):
-            raise ValueError(f"(texts, labels) must have the same length; got {len(texts)} texts and {len(raw_labels)} labels.")
+            raise ValueError(
+                f"(texts, labels) must have the same length; got {len(texts)} texts and {len(raw_labels)} labels."
+            )
     elif isinstance(source, (str, os.PathLike)):
         texts, raw_labels = _read_text_file(os.fspath(source), text_key, label_key)
     else:
@@ -834,7 +863,9 @@ def _read_images(source, label_names, strict: bool):
             f"0..255; got {images.dtype} {images.shape}."
         )
     if len(images) != len(raw_labels):
-        raise ValueError(f"(images, labels) must have the same length; got {len(images)} images and {len(raw_labels)} labels.")
+        raise ValueError(
+            f"(images, labels) must have the same length; got {len(images)} images and {len(raw_labels)} labels."
+        )
     if not len(images):
         raise ValueError(f"{where} holds no images.")
     labels, names = _encode_labels(raw_labels, label_names, where)
@@ -993,7 +1024,8 @@ def _read_tfds_labels(builder, split: str, label_key: str, names, decoders, sele
     print(f"Reading tfds {builder.name} split {split!r}")
     progress = keras.utils.Progbar(total if total > 0 else None, unit_name="example")
     values, labels = [], []
-    for value, label in examples.map(lambda example: (select(example), example[label_key])).batch(1024).as_numpy_iterator():
+    pairs = examples.map(lambda example: (select(example), example[label_key])).batch(1024)
+    for value, label in pairs.as_numpy_iterator():
         values += list(value)
         labels.append(label)
         progress.add(len(label))
@@ -1013,7 +1045,7 @@ def _read_tfds_texts(builder, split: str, text_key: str, label_key: str, names) 
 
 
 def _read_tfds_images(builder, split: str, image_key: str, label_key: str, names) -> tuple[tf.data.Dataset, np.ndarray]:
-    """The split as a deterministic dataset of (RGB image, int32 label), and its labels (read without decoding images)."""
+    """The split as a deterministic dataset of (RGB image, int32 label), and its labels (read without decoding)."""
     import tensorflow_datasets as tfds
 
     _, labels = _read_tfds_labels(

@@ -65,7 +65,9 @@ def classification_metrics(labels, probabilities, label_names: Sequence[str]) ->
     if len(labels) == 0:
         raise ValueError("Cannot compute metrics on zero examples; the evaluation data is empty.")
     if labels.min() < 0 or labels.max() >= classes:
-        raise ValueError(f"labels must index label_names (0..{classes - 1}); got values {sorted(set(labels.tolist()))[:10]}.")
+        raise ValueError(
+            f"labels must index label_names (0..{classes - 1}); got values {sorted(set(labels.tolist()))[:10]}."
+        )
     predictions = probabilities.argmax(axis=1)
     confusion = np.zeros((classes, classes), dtype="int64")
     np.add.at(confusion, (labels, predictions), 1)
@@ -105,7 +107,7 @@ def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, label_name
     ```
     """
     label_names = list(label_names if label_names is not None else model.labels)
-    labels = [batch for batch in dataset.map(lambda features, labels: labels).as_numpy_iterator()]
+    labels = list(dataset.map(lambda features, labels: labels).as_numpy_iterator())
     if not labels:
         raise ValueError("The evaluation dataset yielded no batches; check the validation split.")
     print("Evaluating")
@@ -170,7 +172,8 @@ def write_report(
     with open(paths["metrics_json"], "w", encoding="utf-8") as file:
         json.dump(_finite(metrics), file, indent=2, allow_nan=False, default=str)
     _plot_curves(history, boundaries, paths["curves_png"], title)
-    _plot_confusion_matrix(np.asarray(evaluation["confusion_matrix"]), label_names, paths["confusion_matrix_png"], title)
+    confusion = np.asarray(evaluation["confusion_matrix"])
+    _plot_confusion_matrix(confusion, label_names, paths["confusion_matrix_png"], title)
     with open(paths["report_md"], "w", encoding="utf-8") as file:
         file.write(_markdown(metrics, title, paths))
     return EvaluationReport(_finite(metrics), paths)
@@ -182,7 +185,9 @@ def _history_dict(history) -> dict[str, list[float]]:
     if isinstance(history, keras.callbacks.History):
         history = history.history
     if not isinstance(history, Mapping):
-        raise ValueError(f"history must be a keras History, a dict of per-epoch lists or None; got {type(history).__name__}.")
+        raise ValueError(
+            f"history must be a keras History, a dict of per-epoch lists or None; got {type(history).__name__}."
+        )
     return {str(key): [float(value) for value in np.asarray(values).reshape(-1)] for key, values in history.items()}
 
 
@@ -316,7 +321,13 @@ def _markdown(metrics: dict, title: str, paths: dict) -> str:
             f"{_number(scores['f1'], 3)} | {scores['support']} |"
         )
     if metrics["stages"]:
-        lines += ["", "## Stages (gradual unfreezing)", "", "| stage | epochs | final loss | final val. accuracy |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Stages (gradual unfreezing)",
+            "",
+            "| stage | epochs | final loss | final val. accuracy |",
+            "|---|---|---|---|",
+        ]
         for stage in metrics["stages"]:
             final = {key: values[-1] if values else None for key, values in stage["history"].items()}
             lines.append(
