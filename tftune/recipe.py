@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping, Sequence
 
 import keras
-import numpy as np
 
 from tftune import data as data_lib
 from tftune import distribute, export, report, train, unfreeze
@@ -266,24 +265,21 @@ def prepared_data(
 
 def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
     """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders)."""
-    rng = np.random.RandomState(config.seed)
-    common = {"validation_fraction": config.validation_fraction, "seed": config.seed, "data_dir": config.data_dir}
+    common = {
+        "validation_fraction": config.validation_fraction,
+        "max_examples": config.max_examples,
+        "seed": config.seed,
+        "data_dir": config.data_dir,
+        "label_key": config.label_key,
+    }
     if config.task == "text":
         if config.dataset in TEXT_DEMO_DATASETS:
             source = data_lib.load_rotten_tomatoes(TEXT_DEMO_DATASETS[config.dataset])
         else:
             source = config.dataset
-        if config.max_examples and not isinstance(source, str):
-            source = source.subset(rng.permutation(len(source))[: config.max_examples])
-        splits = data_lib.load_text_splits(source, text_key=config.text_key, label_key=config.label_key, **common)
-    else:
-        source = data_lib.load_mnist_digits() if config.dataset in IMAGE_DEMO_DATASETS else config.dataset
-        if config.max_examples and not isinstance(source, str):
-            source = source.subset(rng.permutation(len(source.labels))[: config.max_examples])
-        splits = data_lib.load_image_splits(source, image_key=config.text_key, label_key=config.label_key, **common)
-    if config.max_examples and isinstance(source, str):
-        splits = dataclasses.replace(splits, train=splits.train.take(config.max_examples))
-    return splits
+        return data_lib.load_text_splits(source, text_key=config.text_key, **common)
+    source = data_lib.load_mnist_digits() if config.dataset in IMAGE_DEMO_DATASETS else config.dataset
+    return data_lib.load_image_splits(source, image_key=config.text_key, **common)
 
 
 def parse_recipe_args(task: str | None, argv: Sequence[str] | None = None, *, description: str = "") -> RecipeConfig:
@@ -311,7 +307,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help="rotten_tomatoes, rotten_tomatoes_3class, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
     data.add_argument("--data-dir", help="tfds data_dir (datasets must already be prepared there)")
-    data.add_argument("--text-key", help="text (or image) column / feature name (default: found from the data)")
+    data.add_argument("--text-key", help="text (or tfds image) column / feature name (default: found from the data)")
     data.add_argument("--label-key", help="label column / feature name (default: found from the data)")
     data.add_argument("--validation-fraction", type=float, help="held-out fraction when the data has no validation split")
     data.add_argument("--max-examples", type=int, help="use at most this many examples, seeded subset (text default 3000)")
