@@ -290,7 +290,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
     epoch k (the optimizer built up front by `compile_for_unfreezing` has
     the same variables in every stage, so its state restores too). Each epoch
     logs `trainable_params` (History, and TensorBoard if listed after this
-    callback); each boundary prints one line.
+    callback); each boundary prints one line. With `steps_per_execution > 1`
+    a step boundary takes effect at the next execution.
 
     Example:
 
