@@ -78,6 +78,7 @@ def fit(
     early_stopping_patience: int | None = None,
     tensorboard: bool = True,
     jit_compile: bool | str = "auto",
+    synchronize_batchnorm: bool = True,
     steps_per_epoch: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
@@ -103,7 +104,16 @@ def fit(
       unfreezing stage), the best weights (lowest `val_loss`, or `loss`
       without validation data) in `best.weights.h5`, TensorBoard logs in
       `logs/` (`tensorboard=False` to skip them; they need the `tensorboard`
-      package). `early_stopping_patience` adds `EarlyStopping`.
+      package). On several workers only the chief writes there; the others
+      write to `checkpoint_dir/worker_<index>/`, so a shared directory is
+      safe. `early_stopping_patience` adds `EarlyStopping`.
+    - With 2+ replicas and `synchronize_batchnorm=True`, BatchNormalization
+      uses the statistics of the global batch (see
+      `tftune.synchronize_batch_normalization`): N replicas train like one
+      replica at the same global batch and keep identical moving statistics.
+    - `strategy="multi_worker"` runs one copy of the same call on every
+      worker, each with its `TF_CONFIG`; pass `batch_size` (or batches of the
+      global batch size): every worker reads its share of each global batch.
     - The evaluation is of the final weights, on `validation_data` (or
       `train_data` without it).
 
@@ -125,7 +135,16 @@ def fit(
             "installed. pip install tensorboard, or pass tensorboard=False."
         )
     strategy = distribute.get_strategy(strategy)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and not isinstance(
+        strategy, distribute.KerasMultiWorkerMirroredStrategy
+    ):
+        raise ValueError(
+            "Keras 3's model.fit fails under a plain tf.distribute.MultiWorkerMirroredStrategy "
+            "(keras-team/keras#20585). Pass strategy='multi_worker' or a tftune.KerasMultiWorkerMirroredStrategy()."
+        )
     model = _model_in_scope(model, strategy, precision)
+    if synchronize_batchnorm and strategy.num_replicas_in_sync > 1:
+        distribute.synchronize_batch_normalization(model)
     train_data = _pipeline(train_data, model, strategy, batch_size, batch_size_is_global, "train_data")
     validation_data = _pipeline(validation_data, model, strategy, batch_size, batch_size_is_global, "validation_data")
     steps = steps_per_epoch or _finite_cardinality(train_data)
@@ -143,7 +162,10 @@ def fit(
         validation_data=validation_data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=_callbacks(unfreezing, checkpoint_dir, tensorboard, early_stopping_patience, validation_data, callbacks),
+        callbacks=_callbacks(
+            unfreezing, _worker_directory(checkpoint_dir, strategy), tensorboard, early_stopping_patience,
+            validation_data, callbacks,
+        ),
         verbose=verbose,
     )
     evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
@@ -195,11 +217,20 @@ def _finite_cardinality(dataset: tf.data.Dataset) -> int | None:
     return cardinality if cardinality > 0 else None
 
 
-def _callbacks(unfreezing, checkpoint_dir, tensorboard, patience, validation_data, extra) -> list:
+def _worker_directory(checkpoint_dir, strategy: tf.distribute.Strategy) -> str | None:
+    """`checkpoint_dir` for the chief (or the only worker), `checkpoint_dir/worker_<index>` for the other workers."""
+    if checkpoint_dir is None:
+        return None
+    directory = os.fspath(checkpoint_dir)
+    if strategy.extended.should_checkpoint:
+        return directory
+    return os.path.join(directory, f"worker_{strategy.cluster_resolver.task_id}")
+
+
+def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, extra) -> list:
     monitor = "val_loss" if validation_data is not None else "loss"
     callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
-    if checkpoint_dir is not None:
-        directory = os.fspath(checkpoint_dir)
+    if directory is not None:
         callbacks += [
             keras.callbacks.BackupAndRestore(os.path.join(directory, "backup")),
             keras.callbacks.ModelCheckpoint(
