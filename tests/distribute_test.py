@@ -162,34 +162,34 @@ def test_bool_padding_mask_pipeline_trains_bert_on_two_replicas(bert_dir, mirror
     assert np.isfinite(history.history["loss"][0])
 
 
-# Each worker runs the same tftune.fit call (per-replica batch 4, global batch 8): the ResNet's
-# head trains from step 0 and every group, BatchNorm included, from step 1.
-_WORKER = textwrap.dedent(
-    """
-    import json
-    import logging
-    import sys
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    import tftune
-    from tftune import distribute
-    from tftune.train import ModelSpec, fit
-    from tftune.unfreeze import GradualUnfreezing
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    preset, checkpoint_dir, output, strategy_name = sys.argv[1:]
-    strategy = distribute.get_strategy(strategy_name)
+def train_small_resnet(preset, checkpoint_dir, strategy):
+    """3 SGD steps at global batch 8; the head trains from step 0, every group (BatchNorm too) from step 1."""
     keras.utils.set_random_seed(0)
     images = np.random.RandomState(1).uniform(0, 255, (24, 32, 32, 3)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(24) % 2))
-    spec = ModelSpec("image", preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
-    result = fit(spec, data, epochs=1, strategy=strategy, batch_size=8 // strategy.num_replicas_in_sync,
-                 optimizer="sgd", learning_rate=0.05, unfreezing=GradualUnfreezing({0: 0, 1: "all"}, unit="step", verbose=0),
-                 checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0)
-    np.savez(output, **{weight.path: weight.numpy() for weight in result.model.weights})
-    with open(output + ".json", "w") as file:
-        json.dump({"history": result.history, "evaluation": result.evaluation}, file)
+    spec = tftune.ModelSpec("image", preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
+    result = tftune.fit(
+        spec, data, epochs=1, strategy=strategy, batch_size=8 // strategy.num_replicas_in_sync, optimizer="sgd",
+        learning_rate=0.05, unfreezing=tftune.GradualUnfreezing({0: 0, 1: "all"}, unit="step", verbose=0),
+        checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0,
+    )
+    weights = {weight.path: weight.numpy() for weight in result.model.weights}
+    return weights, {"history": result.history, "evaluation": result.evaluation}
+
+
+_WORKER = textwrap.dedent(
+    """
+    import json, logging, sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    from distribute_test import distribute, train_small_resnet
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    strategy = distribute.get_strategy("multi_worker")  # before any other TensorFlow work
+    weights, logs = train_small_resnet(sys.argv[2], sys.argv[3], strategy)
+    np.savez(sys.argv[4], **weights)
+    with open(sys.argv[4] + ".json", "w") as file:
+        json.dump(logs, file)
     """
 )
 
@@ -204,36 +204,28 @@ def _free_ports(count):
     return ports
 
 
-def _run_worker(arguments, tf_config=None):
-    environment = dict(os.environ)
-    environment.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        environment["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, *arguments], env=environment, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )
-
-
 def test_two_worker_processes_train_identical_weights_equal_to_one_process(small_resnet_preset, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = [
-        _run_worker(
-            [small_resnet_preset, str(tmp_path / "run"), str(tmp_path / f"worker{index}.npz"), "multi_worker"],
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}},
-        )
-        for index in range(2)
-    ] + [_run_worker([small_resnet_preset, str(tmp_path / "single"), str(tmp_path / "single.npz"), "cpu"])]
-    outputs = [process.communicate(timeout=180)[0] for process in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
+    processes = []
     for index in range(2):
-        assert f"tftune strategy: MultiWorkerMirroredStrategy(worker {index} of 2) with 2 replica(s)" in outputs[index]
-    assert "tftune strategy: OneDeviceStrategy(/cpu:0) with 1 replica(s)" in outputs[2]
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, os.path.dirname(__file__), small_resnet_preset,
+                 str(tmp_path / "run"), str(tmp_path / f"worker{index}.npz")],
+                env=dict(os.environ, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True,
+            )
+        )
+    single, single_logs = train_small_resnet(small_resnet_preset, tmp_path / "single", distribute.get_strategy("cpu"))
+    outputs = [process.communicate(timeout=180)[0] for process in processes]
+    for index, (process, output) in enumerate(zip(processes, outputs)):
+        assert process.returncode == 0, output[-3000:]
+        assert f"tftune strategy: MultiWorkerMirroredStrategy(worker {index} of 2) with 2 replica(s)" in output
 
-    first, second, single = (np.load(tmp_path / f"{name}.npz") for name in ("worker0", "worker1", "single"))
+    first, second = (np.load(tmp_path / f"worker{index}.npz") for index in range(2))
     initial = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
-    assert first.files == second.files == single.files == [weight.path for weight in initial.weights]
+    assert first.files == second.files == list(single) == [weight.path for weight in initial.weights]
     for name in first.files:  # every weight, BatchNorm moving statistics included
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     # Stated tolerance: the same 3 SGD steps with float32 sums in another order (measured max 1.5e-6).
@@ -242,10 +234,10 @@ def test_two_worker_processes_train_identical_weights_equal_to_one_process(small
     moved = [weight.path for weight in initial.weights if not np.allclose(weight.numpy(), single[weight.path])]
     assert "conv1_bn/moving_mean" in moved and "conv1_conv/kernel" in moved and "probabilities/kernel" in moved
 
-    logs = [json.load(open(tmp_path / f"{name}.npz.json")) for name in ("worker0", "worker1", "single")]
+    logs = [json.load(open(tmp_path / f"worker{index}.npz.json")) for index in range(2)]
     assert logs[0] == logs[1]
-    np.testing.assert_allclose(logs[0]["history"]["loss"], logs[2]["history"]["loss"], rtol=1e-4)
-    np.testing.assert_allclose(logs[0]["evaluation"]["loss"], logs[2]["evaluation"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(logs[0]["history"]["loss"], single_logs["history"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(logs[0]["evaluation"]["loss"], single_logs["evaluation"]["loss"], rtol=1e-4)
     # One shared checkpoint_dir: the chief writes to it, worker 1 to its own subdirectory.
     assert (tmp_path / "run" / "best.weights.h5").is_file()
     assert (tmp_path / "run" / "worker_1" / "best.weights.h5").is_file()
