@@ -72,8 +72,9 @@ def test_freeze_helpers_and_summary(small_resnet_preset):
     model.backbone.trainable = False  # a user's frozen container must not hide the groups
     unfreeze.unfreeze_all(model)
     assert all(group.trainable for group in model.layer_groups)
-    assert len(model.trainable_weights) == sum(len(layer.trainable_weights) for g in model.layer_groups for layer in g.layers)
-    with pytest.raises(ValueError, match=r"n_groups=6 .* 5 backbone groups \(stem, stage_1, stage_2, stage_3, stage_4\)"):
+    grouped = [weight for group in model.layer_groups for layer in group.layers for weight in layer.trainable_weights]
+    assert len(model.trainable_weights) == len(grouped)
+    with pytest.raises(ValueError, match=r"n_groups=6 .* 5 backbone groups \(stem, stage_1, .*, stage_4\)"):
         unfreeze.unfreeze_top(model, 6)
     with pytest.raises(ValueError, match="no recorded layer groups.*build_image_classifier"):
         unfreeze.freeze(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
@@ -227,6 +228,10 @@ def test_bad_input_raises_before_training(small_resnet_preset):
     ]:
         with pytest.raises(ValueError, match=message):
             unfreeze.GradualUnfreezing(schedule)
+    assert unfreeze.parse_schedule(" 0:0, 1:2,3:all") == ((0, 0), (1, 2), (3, "all"))
+    for text in ("0:0,1", "0:x", "-1:2", "0:2,1:1"):
+        with pytest.raises(ValueError, match="schedule"):
+            unfreeze.parse_schedule(text)
     images, labels = _image_data(8)
     model = _image_model(small_resnet_preset)
     with pytest.raises(ValueError, match=r"supports the optimizers \['adam', 'adamw', 'sgd'\].*'rmsprop'"):
@@ -320,3 +325,18 @@ def test_gradual_unfreezing_beats_head_only_on_real_bert(bert_dir, rotten_tomato
         accuracy[mode] = model.evaluate(x_test, rotten_tomatoes.labels[test], batch_size=100, verbose=0,
                                         return_dict=True)["accuracy"]
     assert accuracy["gradual"] >= accuracy["head_only"] + 0.04, accuracy
+
+
+def test_helpers_between_plain_fits(small_resnet_preset):
+    """Without the callback: freeze, fit, unfreeze_top, fit again; the second fit trains the new group."""
+    images, labels = _image_data(8)
+    model = _image_model(small_resnet_preset)
+    unfreeze.freeze(model)
+    unfreeze.compile_for_unfreezing(model, "adam", 1e-2)
+    model.fit(images, labels, epochs=1, verbose=0)
+    after_head_only = _group_values(model)
+    unfreeze.unfreeze_top(model, 1)
+    model.fit(images, labels, epochs=1, verbose=0)
+    after_top_one = _group_values(model)
+    assert not _identical(after_head_only["stage_4"], after_top_one["stage_4"])
+    assert _identical(after_head_only["stage_3"], after_top_one["stage_3"])

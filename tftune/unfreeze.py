@@ -132,6 +132,27 @@ def layer_groups(model: keras.Model) -> tuple:
     return groups
 
 
+def parse_schedule(text: str, unit: str = "epoch") -> tuple[tuple[int, int | str], ...]:
+    """Parse a command-line unfreezing schedule "boundary:groups,..." for `GradualUnfreezing`.
+
+    Example:
+
+    ```python
+    tftune.parse_schedule("0:0,1:2,3:all")  # ((0, 0), (1, 2), (3, 'all'))
+    ```
+    """
+    pairs = []
+    for item in str(text).split(","):
+        boundary, separator, count = item.strip().partition(":")
+        if not separator or not boundary.strip().isdigit() or not (count.strip().isdigit() or count.strip() == ALL):
+            raise ValueError(
+                f"Unfreezing schedule {text!r}: {item.strip()!r} is not '{unit}:groups'. Write e.g. "
+                f"'0:0,1:2,3:all' ({unit} -> number of top backbone groups trainable, 0 = head only, or 'all')."
+            )
+        pairs.append((int(boundary), ALL if count.strip() == ALL else int(count)))
+    return _check_schedule(pairs, unit)
+
+
 @keras.saving.register_keras_serializable(package="tftune")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to `peak_learning_rate`, then linear or cosine decay.
@@ -480,7 +501,9 @@ def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
     saved = [(layer, layer.trainable) for layer in model._flatten_layers()]
     for layer, _ in saved:
         layer.trainable = True
-    by_group = {group.name: [weight for layer in group.layers for weight in layer.trainable_weights] for group in groups}
+    by_group = {
+        group.name: [weight for layer in group.layers for weight in layer.trainable_weights] for group in groups
+    }
     for layer, trainable in saved:
         layer.trainable = trainable
     return by_group
