@@ -293,7 +293,8 @@ class AllReplicasLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     all-reduce) under `MirroredStrategy`, so an overflow on another replica is
     applied and turns the weights into NaN (measured with Keras 3.15 on two
     CPU replicas under mixed_float16). This one all-reduces the verdict.
-    `tftune.fit` uses it; with plain `model.fit`, pass it to `compile`.
+    Pass it to `compile`, or call `tftune.use_all_replicas_loss_scaling(model)`
+    right after `compile`.
 
     Example:
 
