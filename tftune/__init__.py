@@ -45,12 +45,14 @@ from tftune.export import (  # noqa: E402
 )
 from tftune.distribute import (  # noqa: E402
     AllReplicasLossScaleOptimizer,
+    KerasMultiWorkerMirroredStrategy,
     device_kind,
     distribute_dataset,
     get_strategy,
     global_batch_size,
     precision_policy,
     precision_scope,
+    synchronize_batch_normalization,
     use_all_replicas_loss_scaling,
 )
 from tftune.train import FitResult, ModelSpec, fit  # noqa: E402
