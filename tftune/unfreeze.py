@@ -16,6 +16,13 @@ both:
 - The freeze helpers and `GradualUnfreezing` flip `trainable` on whole
   groups, point the optimizer at the new trainable set and re-create the
   train function, so the change takes effect at the next step (one re-trace).
+  `MultiOptimizer.apply` insists on exactly the variables it was built with,
+  so its router is rebuilt on the new trainable set (this creates no
+  variables; the per-group optimizers and their state are untouched).
+
+This holds under `tf.distribute` strategies (the optimizers are created in the
+model's strategy scope) and with mixed_float16 (Keras wraps the
+MultiOptimizer in a LossScaleOptimizer).
 """
 
 from __future__ import annotations
