@@ -189,7 +189,7 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
     "replicas, precision",
     # Mixed precision runs on one device: Keras 3.15's LossScaleOptimizer decides "finite" from replica 0's
     # gradients only, so under MirroredStrategy a float16 overflow on another replica turns weights into NaN
-    # (with plain keras.optimizers.AdamW too; tftune.distribute handles it).
+    # (with plain keras.optimizers.AdamW too).
     [(2, "float32"), (1, "mixed_float16")],
     ids=["mirrored-2-replicas", "mixed-precision"],
 )
@@ -216,7 +216,11 @@ def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, r
     assert _identical(before["stage_2"], _group_values(model)["stage_2"])
     assert not _identical(before["stage_3"], _group_values(model)["stage_3"])
     groups = unfreeze._group_optimizers(model)
-    assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")] == [6, 4, 2, 0]
+    steps = [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")]
+    if precision == "float32":
+        assert steps == [6, 4, 2, 0]
+    else:  # steps whose gradients overflowed float16 are skipped on every replica
+        assert steps[0] >= steps[1] >= steps[2] >= 1 and steps[3] == 0 and steps[0] - steps[1] <= 2
 
 
 def test_bad_input_raises_before_training(small_resnet_preset):
