@@ -124,7 +124,7 @@ def image_model(small_resnet_preset):
 @pytest.fixture(scope="module")
 def mirrored_model(small_resnet_preset):
     """A small ResNet trained for two steps under a 2-replica MirroredStrategy."""
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1"))
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         model = _image_model(small_resnet_preset)

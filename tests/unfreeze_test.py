@@ -195,7 +195,7 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
 )
 def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, replicas, precision):
     images, labels = _image_data()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2 else tf.distribute.get_strategy()
+    strategy = tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1")) if replicas == 2 else tf.distribute.get_strategy()
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
