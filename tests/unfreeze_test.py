@@ -187,11 +187,11 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
 
 @pytest.mark.parametrize(
     "replicas, precision",
-    # Mixed precision runs on one device: Keras 3.15's LossScaleOptimizer decides "finite" from replica 0's
-    # gradients only, so under MirroredStrategy a float16 overflow on another replica turns weights into NaN
-    # (with plain keras.optimizers.AdamW too).
-    [(2, "float32"), (1, "mixed_float16")],
-    ids=["mirrored-2-replicas", "mixed-precision"],
+    # Keras 3.15's LossScaleOptimizer decides "finite" from replica 0's gradients only, so under
+    # MirroredStrategy a float16 overflow on another replica turns weights into NaN; compile_for_unfreezing
+    # uses tftune's AllReplicasLossScaleOptimizer instead.
+    [(2, "float32"), (1, "mixed_float16"), (2, "mixed_float16")],
+    ids=["mirrored-2-replicas", "mixed-precision", "mirrored-mixed-precision"],
 )
 def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, replicas, precision):
     images, labels = _image_data()

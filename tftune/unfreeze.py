@@ -36,6 +36,8 @@ ensure_tensorflow_backend()
 
 import keras  # noqa: E402
 
+from tftune.distribute import use_all_replicas_loss_scaling  # noqa: E402
+
 ALL = "all"
 HEAD = "head"
 DECAY_SHAPES = ("linear", "cosine", "constant")
@@ -293,6 +295,7 @@ def compile_for_unfreezing(
             keras.optimizers.OptimizerMap(per_group[HEAD], routes), name="layerwise"
         )
         model.compile(optimizer=multi_optimizer, loss=loss, metrics=list(metrics or []), **compile_kwargs)
+        use_all_replicas_loss_scaling(model)
         model.optimizer.build([variable for variables in trainable_by_group.values() for variable in variables])
     _track_trainable(model)
 
