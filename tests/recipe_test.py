@@ -62,7 +62,7 @@ def test_config_file_with_an_unknown_option(tmp_path):
 def test_unfreezing_schedules():
     assert unfreezing_schedule("gradual", epochs=3, backbone_groups=8) == {0: 0, 1: 4, 2: "all"}
     assert unfreezing_schedule("head_only", epochs=3, backbone_groups=8) == {0: 0}
-    assert unfreezing_schedule("0:0,2:3,4:all", epochs=5, backbone_groups=8) == {0: 0, 2: 3, 4: "all"}
+    assert dict(unfreezing_schedule("0:0,2:3,4:all", epochs=5, backbone_groups=8)) == {0: 0, 2: 3, 4: "all"}
     assert unfreezing_schedule("ulmfit", epochs=3, backbone_groups=8) is None
     # "auto" trains everything when the backbone has no pretrained weights.
     assert RecipeConfig.for_task("image")._resolved_schedule() == "all"

@@ -62,6 +62,7 @@ from tftune.unfreeze import (  # noqa: E402
     WarmupDecay,
     compile_for_unfreezing,
     freeze,
+    parse_schedule,
     trainable_summary,
     unfreeze_all,
     unfreeze_top,

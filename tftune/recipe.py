@@ -88,11 +88,14 @@ class RecipeConfig:
 
     def check(self) -> None:
         """Raise `ValueError` for options that cannot work, before any data is read."""
-        if self.schedule not in SCHEDULES and _explicit_schedule(self.schedule) is None:
-            raise ValueError(
-                f"schedule must be one of {list(SCHEDULES)} or 'EPOCH:GROUPS,...' such as '0:0,1:2,2:all'; "
-                f"got {self.schedule!r}."
-            )
+        if self.schedule not in SCHEDULES:
+            try:
+                unfreeze.parse_schedule(self.schedule)
+            except ValueError:
+                raise ValueError(
+                    f"schedule must be one of {list(SCHEDULES)} or 'EPOCH:GROUPS,...' such as '0:0,1:2,2:all'; "
+                    f"got {self.schedule!r}."
+                ) from None
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -183,7 +186,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         prepared.validation,
         splits.label_names,
         history=result.history,
-        unfreezing_boundaries=sorted(epoch for epoch in (schedule or {}) if epoch > 0),
+        unfreezing_boundaries=_boundaries(schedule, config.epochs),
         config={
             **dataclasses.asdict(config),
             "backbone": model_spec.backbone,
@@ -204,7 +207,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     return RecipeResult(result.model, evaluation.metrics, evaluation.paths, exported)
 
 
-def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dict | None:
+def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dict | tuple | None:
     """The `GradualUnfreezing` schedule (epoch -> top groups trainable) a schedule name stands for.
 
     "gradual" spreads the groups evenly over the epochs (head only first,
@@ -217,9 +220,8 @@ def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dic
     unfreezing_schedule("gradual", epochs=3, backbone_groups=8)  # {0: 0, 1: 4, 2: 'all'}
     ```
     """
-    explicit = _explicit_schedule(schedule)
-    if explicit is not None:
-        return explicit
+    if schedule not in SCHEDULES:
+        return unfreeze.parse_schedule(schedule)
     if schedule == "ulmfit":
         return None
     if schedule == "head_only":
@@ -230,12 +232,11 @@ def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dic
     return {epoch: "all" if groups >= backbone_groups else groups for epoch, groups in stages.items()}
 
 
-def _explicit_schedule(schedule: str) -> dict | None:
-    try:
-        pairs = [item.split(":") for item in str(schedule).split(",")]
-        return {int(epoch): groups if groups == "all" else int(groups) for epoch, groups in pairs}
-    except ValueError:
-        return None
+def _boundaries(schedule, epochs: int) -> list[int]:
+    """Epochs at which the trainable set grows (ULMFiT's default: every epoch)."""
+    if schedule is None:
+        return list(range(1, epochs))
+    return sorted(epoch for epoch, _ in dict(schedule).items() if 0 < epoch < epochs)
 
 
 def _default_name(config: RecipeConfig) -> str:
