@@ -49,3 +49,22 @@ def test_export_of_a_missing_model_exits_with_the_reason(tmp_path, capsys):
         cli.main(["export", str(tmp_path / "missing.keras"), "--base-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "missing.keras" in capsys.readouterr().err
+
+
+def test_evaluate_a_saved_model_on_a_csv_file(small_resnet_preset, bert_dir, tmp_path, capsys):
+    import json
+
+    import tftune
+
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model_path = str(tmp_path / "reviews.keras")
+    model.save(model_path)
+    rows = ["text,label"] + [f"review number {index} was {'great' if index % 2 else 'awful'},{'fresh' if index % 2 else 'rotten'}" for index in range(20)]
+    data_path = tmp_path / "reviews.csv"
+    data_path.write_text("\n".join(rows) + "\n")
+    assert cli.main(["evaluate", model_path, str(data_path), "--output-dir", str(tmp_path / "eval")]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert f"accuracy {metrics['accuracy']:.4f}" in printed
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["examples"] == 20  # a file is evaluated whole
+    assert sorted(metrics["per_class"]) == ["fresh", "rotten"]

@@ -47,15 +47,14 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     from tftune import recipe, report
 
     model = keras.models.load_model(arguments.model_path)
-    task = "text" if hasattr(model, "preprocessor") else "image"
-    config = recipe.RecipeConfig.for_task(
-        task, dataset=arguments.data, data_dir=arguments.data_dir, batch_size=arguments.batch_size, max_examples=arguments.max_examples
+    data = recipe.evaluation_data(
+        model, arguments.data, split=arguments.split, data_dir=arguments.data_dir, batch_size=arguments.batch_size
     )
-    evaluation_data = recipe.prepared_data(config, model, recipe.load_splits(config)).validation
+    title = f"tftune evaluate {arguments.model_path} on {arguments.data}"
     if arguments.output_dir:
-        metrics = report.write_report(arguments.output_dir, model, evaluation_data, model.labels, title=f"tftune evaluate {arguments.model_path}").metrics
+        metrics = report.write_report(arguments.output_dir, model, data.validation, model.labels, title=title).metrics
     else:
-        metrics = report.evaluate_classifier(model, evaluation_data, model.labels)
+        metrics = report.evaluate_classifier(model, data.validation, model.labels)
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  examples {metrics['examples']}")
     return 0
 
@@ -101,12 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     recipe.add_recipe_arguments(train, task_flag=True)
     train.set_defaults(run=_train)
 
-    evaluate = subcommands.add_parser("evaluate", help="evaluate a .keras model on the validation split of a dataset")
+    evaluate = subcommands.add_parser("evaluate", help="evaluate a .keras model on a dataset (files and folders whole)")
     evaluate.add_argument("model_path", help="a .keras file written by tftune")
     evaluate.add_argument("data", help="rotten_tomatoes, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
     evaluate.add_argument("--data-dir", default=None, help="tfds data_dir")
+    evaluate.add_argument("--split", default=None, help="tfds split to evaluate (default: the dataset's validation split)")
     evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--max-examples", type=int, default=None)
     evaluate.add_argument("--output-dir", default=None, help="also write metrics.json, report.md and plots here")
     evaluate.set_defaults(run=_evaluate)
 

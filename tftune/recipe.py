@@ -266,21 +266,51 @@ def prepared_data(
 
 def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
     """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders)."""
-    common = {
-        "validation_fraction": config.validation_fraction,
-        "max_examples": config.max_examples,
-        "seed": config.seed,
-        "data_dir": config.data_dir,
-        "label_key": config.label_key,
-    }
-    if config.task == "text":
-        if config.dataset in TEXT_DEMO_DATASETS:
-            source = data_lib.load_rotten_tomatoes(TEXT_DEMO_DATASETS[config.dataset])
-        else:
-            source = config.dataset
-        return data_lib.load_text_splits(source, text_key=config.text_key, **common)
-    source = data_lib.load_mnist_digits() if config.dataset in IMAGE_DEMO_DATASETS else config.dataset
-    return data_lib.load_image_splits(source, image_key=config.text_key, **common)
+    return _LOADERS[config.task](
+        _source(config.task, config.dataset),
+        validation_fraction=config.validation_fraction,
+        max_examples=config.max_examples,
+        seed=config.seed,
+        data_dir=config.data_dir,
+        label_key=config.label_key,
+        **{_FEATURE_KEY[config.task]: config.text_key},
+    )
+
+
+def evaluation_data(
+    model: keras.Model, dataset: str, *, split: str | None = None, data_dir: str | None = None, batch_size: int = 32
+) -> data_lib.PreparedData:
+    """Batched evaluation examples for a trained model, labelled with the model's own label names.
+
+    Files, folders and the demo sets are evaluated whole; a tfds dataset on
+    `split` (default: its validation split).
+
+    Example:
+
+    ```python
+    data = evaluation_data(keras.models.load_model("runs/m.keras"), "reviews.csv")
+    tftune.evaluate_classifier(model, data.validation, model.labels)
+    ```
+    """
+    task = "text" if hasattr(model, "preprocessor") else "image"
+    source = _source(task, dataset)
+    if split is None and not (isinstance(source, str) and not os.path.exists(source)):
+        split = source
+    splits = _LOADERS[task](source, validation=split, label_names=model.labels, data_dir=data_dir)
+    return prepared_data(RecipeConfig.for_task(task, batch_size=batch_size), model, splits)
+
+
+_LOADERS = {"text": data_lib.load_text_splits, "image": data_lib.load_image_splits}
+_FEATURE_KEY = {"text": "text_key", "image": "image_key"}
+
+
+def _source(task: str, dataset: str):
+    """The in-memory demo data a demo name stands for; any other dataset spec as it is."""
+    if task == "text" and dataset in TEXT_DEMO_DATASETS:
+        return data_lib.load_rotten_tomatoes(TEXT_DEMO_DATASETS[dataset])
+    if task == "image" and dataset in IMAGE_DEMO_DATASETS:
+        return data_lib.load_mnist_digits()
+    return dataset
 
 
 def parse_recipe_args(task: str | None, argv: Sequence[str] | None = None, *, description: str = "") -> RecipeConfig:
