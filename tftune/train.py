@@ -162,6 +162,7 @@ def fit(
         validation_data=validation_data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # tf.data pipelines shuffle themselves; Keras would only warn that it ignores this.
         callbacks=_callbacks(
             unfreezing, _worker_directory(checkpoint_dir, strategy), tensorboard, early_stopping_patience,
             validation_data, callbacks,
