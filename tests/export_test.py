@@ -152,14 +152,14 @@ def exports(tmp_path_factory, text_model, image_model, mirrored_model, mixed_pre
     base_dir = str(tmp_path_factory.mktemp("saved_models"))
     return {
         "base_dir": base_dir,
-        # The text export also runs export's own reload check (verify=True).
+        # The text and mirrored exports also run export's own reload check (verify=True).
         "text": export.export_saved_model(
             text_model, base_dir, name="reviews", top_k=2, warmup_examples=texts[:3], verify=True
         ),
         "image": export.export_saved_model(
             image_model, base_dir, name="pets", warmup_examples=_image_bytes(), verify=False
         ),
-        "mirrored": export.export_saved_model(mirrored_model, base_dir, name="pets_mirrored", verify=False),
+        "mirrored": export.export_saved_model(mirrored_model, base_dir, name="pets_mirrored", verify=True),
         "mixed": export.export_saved_model(mixed_precision_model, base_dir, name="pets_mixed", verify=False),
     }
 
@@ -342,6 +342,7 @@ def test_bad_arguments_raise_before_anything_is_written(image_model, tmp_path):
         (dict(name="a/b"), "not a valid model name"),
         (dict(name=".."), "not a valid model name"),
         (dict(name="../escape"), "not a valid model name"),
+        (dict(name='say "hi"'), "not a valid model name"),
         (dict(version="2"), "positive integer; got '2'"),
         (dict(version=1.5), "positive integer; got 1.5"),
         (dict(version=0), "positive integer; got 0"),

@@ -75,7 +75,8 @@ _FLOAT32_TOLERANCE = 1e-5
 # kernels may round differently (measured here: identical on CPU).
 _MIXED_PRECISION_TOLERANCE = 1e-3
 _DEFAULT_WARMUP_TEXTS = ("A warm-up request for the model server.", "Short text.")
-_SEPARATOR = re.compile(r"[/\\]")
+# Model names end up in paths, models.config (a text proto) and shell commands.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,15 +292,12 @@ def export_from_file(
     base_dir: str | os.PathLike = "saved_models",
     name: str | None = None,
     version: int | None = None,
-    *,
-    overwrite: bool = False,
-    top_k: int | None = None,
-    warmup: bool = True,
-    verify: bool = True,
+    **options,
 ) -> ExportResult:
     """Export a saved `.keras` model, or the newest `.keras` checkpoint in a directory, for TF Serving.
 
-    What `tftune export MODEL_PATH` runs; the other arguments are those of
+    What `tftune export MODEL_PATH` runs; the other arguments and `**options`
+    (`overwrite`, `top_k`, `warmup`, `warmup_examples`, `verify`) are those of
     `export_saved_model`.
 
     Example:
@@ -327,10 +325,7 @@ def export_from_file(
             f"Save the trained model with model.save('model.keras') (a '.weights.h5' file lacks the "
             f"architecture and label names) and export that."
         )
-    model = keras.models.load_model(model_path)
-    return export_saved_model(
-        model, base_dir, name, version, overwrite=overwrite, top_k=top_k, warmup=warmup, verify=verify
-    )
+    return export_saved_model(keras.models.load_model(model_path), base_dir, name, version, **options)
 
 
 def predict_from_saved_model(
@@ -512,17 +507,10 @@ def _check_labels(model) -> list[str]:
 
 
 def _check_name(name) -> str:
-    if (
-        not isinstance(name, str)
-        or not name
-        or _SEPARATOR.search(name)
-        or name in (".", "..")
-        or ".." in name
-        or name.startswith(".")
-    ):
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or ".." in name:
         raise ValueError(
-            f"name={name!r} is not a valid model name: use a non-empty name without path "
-            f"separators, '..' or a leading '.' (for example 'reviews')."
+            f"name={name!r} is not a valid model name: use letters, digits, '_', '-' and '.', starting "
+            f"with a letter or digit, without '..' (for example 'reviews'); pass name=... to choose one."
         )
     return name
 
@@ -640,15 +628,13 @@ def _signature_functions(module: _ServingModule, model) -> dict:
         }
     height, width = model.image_size
 
-    def decode(image_bytes):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        # The same bilinear resize as the model's Resizing layer, so the model's
-        # own resize is the identity and bytes give what Keras gives on the image.
-        return tf.image.resize(image, (height, width))
-
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
-        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+        images = tf.map_fn(
+            lambda encoded: _decode(encoded, (height, width)),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        )
         return module.outputs(images)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGE_INPUT)])
@@ -676,7 +662,7 @@ def _write_warmup_requests(export_dir: str, name: str, kind: str, model, example
         requests = [(SERVING_DEFAULT, raw), (TOKENS_SIGNATURE, tensors)]
     else:
         raw = {IMAGE_BYTES_INPUT: np.array(examples, dtype=object)}
-        images = np.stack([_decode_resized(example, model.image_size) for example in examples])
+        images = np.stack([_decode(example, model.image_size).numpy() for example in examples])
         requests = [(SERVING_DEFAULT, raw), (IMAGES_SIGNATURE, {IMAGE_INPUT: images})]
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -693,9 +679,14 @@ def _write_warmup_requests(export_dir: str, name: str, kind: str, model, example
                 writer.write(log.SerializeToString())
 
 
-def _decode_resized(image_bytes: bytes, image_size) -> np.ndarray:
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    return tf.image.resize(image, image_size).numpy()
+def _decode(image_bytes, image_size=None) -> tf.Tensor:
+    """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
+
+    The resize is the same bilinear one as the model's Resizing layer, so the
+    model's own resize is the identity and bytes give what Keras gives on the image.
+    """
+    image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), tf.float32)
+    return image if image_size is None else tf.image.resize(image, image_size)
 
 
 # Runs in a fresh interpreter: only tensorflow (+ tensorflow_text for text
@@ -734,13 +725,13 @@ def _verify_reload(export_dir: str, kind: str, model, examples: list) -> None:
             f"(+ tensorflow_text); nothing was published.\n{process.stderr[-3000:]}"
         )
     served = json.loads(process.stdout.strip().splitlines()[-1])
+    # Direct calls, not predict_on_batch: under a MirroredStrategy predict_on_batch
+    # runs the batch on every replica (rows repeated); a call, like the SavedModel,
+    # uses the primary replica's variables.
     if kind == "text":
-        expected = model.predict_on_batch(model.preprocessor(examples))
+        expected = model(model.preprocessor(examples), training=False)
     else:
-        expected = np.concatenate(
-            [model.predict_on_batch(tf.io.decode_image(example, channels=3, expand_animations=False)[None]
-                                    .numpy().astype("float32")) for example in examples]
-        )
+        expected = np.concatenate([model(_decode(example)[None], training=False) for example in examples])
     expected = np.asarray(expected, dtype="float32")
     difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
     tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE
