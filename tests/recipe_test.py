@@ -34,6 +34,12 @@ def test_config_file_and_flags_give_the_same_config(tmp_path):
     assert from_flags.image_size == (48, 40) and from_flags.dataset == "mnist_digits"
     # Flags override the file.
     assert parse_recipe_args("image", ["--config", str(yaml_path), "--epochs", "5"]).epochs == 5
+    # An explicit None (flag `none`, YAML null) overrides a task default instead of being dropped.
+    null_path = tmp_path / "null.yaml"
+    null_path.write_text("weights: null\nmax_examples: null\n")
+    from_null = parse_recipe_args("text", ["--config", str(null_path)])
+    assert from_null.weights is None and from_null.max_examples is None
+    assert parse_recipe_args("text", ["--weights", "none"]).weights is None
 
 
 @pytest.mark.parametrize(

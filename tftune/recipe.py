@@ -79,7 +79,7 @@ class RecipeConfig:
         unknown = sorted(set(options) - {field.name for field in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"Unknown recipe options {unknown}; known: {sorted(f.name for f in dataclasses.fields(cls))}.")
-        merged = {**_TASK_DEFAULTS[task], **{key: value for key, value in options.items() if value is not None}}
+        merged = {**_TASK_DEFAULTS[task], **options}
         for key in ("image_size", "augmentation"):
             merged[key] = tuple(merged.get(key, getattr(cls, key)))
         config = cls(task=task, **merged)
