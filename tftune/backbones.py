@@ -21,12 +21,8 @@ import os
 import re
 from typing import Any
 
-from tftune._backend import ensure_tensorflow_backend
-
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import keras_hub  # noqa: E402
+import keras
+import keras_hub
 
 PRETRAINED = "pretrained"
 

@@ -10,13 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from tftune._backend import ensure_tensorflow_backend
+import keras
 
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-
-from tftune.backbones import (  # noqa: E402
+from tftune.backbones import (
     MIN_IMAGE_SIZE,
     PRETRAINED,
     LayerGroup,

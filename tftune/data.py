@@ -19,13 +19,9 @@ import logging
 import os
 from collections.abc import Sequence
 
-from tftune._backend import ensure_tensorflow_backend
-
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,8 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
-from tftune._backend import ensure_tensorflow_backend
-
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 

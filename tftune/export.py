@@ -33,15 +33,11 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from tftune._backend import ensure_tensorflow_backend
+import keras
+import numpy as np
+import tensorflow as tf
 
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tftune.builders import IMAGE_INPUT, TEXT_INPUTS, ImageClassifier, TextClassifier  # noqa: E402
+from tftune.builders import IMAGE_INPUT, TEXT_INPUTS, ImageClassifier, TextClassifier
 
 SERVING_DEFAULT = "serving_default"
 TOKENS_SIGNATURE = "serve_tokens"

@@ -12,13 +12,9 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
-from tftune._backend import ensure_tensorflow_backend
-
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
 _EPSILON = 1e-7
 _ANNOTATE_MAX_CLASSES = 20

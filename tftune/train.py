@@ -8,16 +8,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tftune._backend import ensure_tensorflow_backend
+import keras
+import tensorflow as tf
 
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tftune import distribute  # noqa: E402
-from tftune.builders import build_image_classifier, build_text_classifier  # noqa: E402
-from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing  # noqa: E402
+from tftune import distribute
+from tftune.builders import build_image_classifier, build_text_classifier
+from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 _BUILDERS = {"text": build_text_classifier, "image": build_image_classifier}
 

@@ -30,13 +30,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from tftune._backend import ensure_tensorflow_backend
+import keras
 
-ensure_tensorflow_backend()
-
-import keras  # noqa: E402
-
-from tftune.distribute import use_all_replicas_loss_scaling  # noqa: E402
+from tftune.distribute import use_all_replicas_loss_scaling
 
 ALL = "all"
 HEAD = "head"
