@@ -458,12 +458,13 @@ def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batc
         container._trainable = True
     first_trainable = len(groups) - 1 - n_backbone
     for index, group in enumerate(groups):
+        trainable = index >= first_trainable
         for layer in group.layers:
-            for sublayer in layer._flatten_layers():
-                # Set every sublayer: Keras only propagates `trainable` to sublayers when the value changes.
-                sublayer.trainable = index >= first_trainable and not (
-                    keep_batchnorm_frozen and isinstance(sublayer, keras.layers.BatchNormalization)
-                )
+            layer.trainable = trainable  # Keras' setter also sets every sublayer.
+            if trainable and keep_batchnorm_frozen:
+                for sublayer in layer._flatten_layers():
+                    if isinstance(sublayer, keras.layers.BatchNormalization):
+                        sublayer.trainable = False
     _track_trainable(model)
 
 
@@ -517,8 +518,7 @@ def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
 
 def _optimizer_template(optimizer) -> tuple[type, dict]:
     if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
-        optimizer_class = _OPTIMIZERS[optimizer.lower()]
-        return optimizer_class, optimizer_class().get_config()
+        return _OPTIMIZERS[optimizer.lower()], {}
     if isinstance(optimizer, tuple(_OPTIMIZERS.values())) and not isinstance(
         optimizer, (keras.optimizers.LossScaleOptimizer, keras.optimizers.MultiOptimizer)
     ):
