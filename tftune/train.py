@@ -110,8 +110,8 @@ def fit(
     - `strategy="multi_worker"` runs one copy of the same call on every
       worker, each with its `TF_CONFIG`; pass `batch_size` (or batches of the
       global batch size): every worker reads its share of each global batch.
-    - The evaluation is of the final weights, on `validation_data` (or
-      `train_data` without it).
+    - The evaluation is of the final weights, on `validation_data` (the last
+      epoch's validation pass) or `train_data` without it.
 
     Example:
 
@@ -165,7 +165,13 @@ def fit(
         ),
         verbose=verbose,
     )
-    evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
+    # The last epoch's validation pass already measured the final weights, unless a
+    # user callback may have changed them after it (e.g. restore_best_weights).
+    last_validation = {key[4:]: values[-1] for key, values in history.history.items() if key.startswith("val_")}
+    if last_validation and not callbacks:
+        evaluation = last_validation
+    else:
+        evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
     return FitResult(model, history.history, evaluation, strategy)
 
 
