@@ -256,7 +256,7 @@ def test_bad_input_raises_before_training(small_resnet_preset):
 
 def test_learning_rate_clock_is_shared_or_restarted_per_stage(small_resnet_preset):
     """Warm-up/decay: one clock for every group by default; restart_schedule restarts it at each boundary."""
-    schedule = unfreeze.WarmupDecay(1.0, warmup_steps=4, total_steps=12, decay="cosine", final_ratio=0.1)
+    schedule = tftune.WarmupDecay(1.0, warmup_steps=4, total_steps=12, decay="cosine", final_ratio=0.1)
     np.testing.assert_allclose([float(schedule(step)) for step in (0, 3, 8, 12, 20)],
                                [0.25, 1.0, 0.55, 0.1, 0.1], rtol=1e-6)
     images, labels = _image_data()

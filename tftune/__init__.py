@@ -28,6 +28,7 @@ from tftune.data import (  # noqa: E402
 )
 from tftune.builders import (  # noqa: E402
     ImageClassifier,
+    ModelSpec,
     ReverseChannels,
     TextClassifier,
     build_image_classifier,
@@ -55,11 +56,10 @@ from tftune.distribute import (  # noqa: E402
     synchronize_batch_normalization,
     use_all_replicas_loss_scaling,
 )
-from tftune.train import FitResult, ModelSpec, fit  # noqa: E402
+from tftune.train import FitResult, fit  # noqa: E402
 from tftune.report import EvaluationReport, classification_metrics, evaluate_classifier, write_report  # noqa: E402
 from tftune.unfreeze import (  # noqa: E402
     GradualUnfreezing,
-    WarmupDecay,
     compile_for_unfreezing,
     freeze,
     parse_schedule,
@@ -67,6 +67,7 @@ from tftune.unfreeze import (  # noqa: E402
     unfreeze_all,
     unfreeze_top,
 )
+from tftune.schedules import WarmupDecay  # noqa: E402
 from tftune.recipe import RecipeConfig, RecipeResult, run_recipe  # noqa: E402
 
 __version__ = "0.1.0"

@@ -41,8 +41,8 @@ _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
-# A ResNet halves the resolution five times: smaller inputs collapse to nothing.
-MIN_IMAGE_SIZE = 32
+# The name of the last layer group, the newly attached layers on top of the backbone.
+HEAD = "head"
 
 _HF_BERT_FILES = ("config.json", "model.safetensors", "vocab.txt")
 _KERAS_HUB_PRESET_FILES = ("config.json (with 'registered_name')", "model.weights.h5")

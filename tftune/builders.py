@@ -7,13 +7,16 @@ record their backbone, layer groups and label names, and round-trip through
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 
+from tftune._validation import image_size_error, raise_errors
 from tftune.backbones import (
-    MIN_IMAGE_SIZE,
+    HEAD,
     PRETRAINED,
     LayerGroup,
     backbone_layer_groups,
@@ -27,6 +30,8 @@ HEAD_LAYER = "probabilities"
 
 class _Classifier(keras.Model):
     """What both classifiers share: the head, label names, layer groups, config."""
+
+    kind: str  # "text" or "image", the ModelSpec kind that builds it
 
     def _attach_head(self, inputs, features, num_classes: int, labels, dropout: float, **kwargs) -> None:
         features = keras.layers.Dropout(dropout, name="head_dropout")(features)
@@ -45,7 +50,7 @@ class _Classifier(keras.Model):
     @property
     def layer_groups(self) -> tuple[LayerGroup, ...]:
         """Backbone groups from the input upwards, then the `head` group."""
-        return backbone_layer_groups(self.backbone) + (LayerGroup("head", (self.get_layer(HEAD_LAYER),)),)
+        return backbone_layer_groups(self.backbone) + (LayerGroup(HEAD, (self.get_layer(HEAD_LAYER),)),)
 
     def get_config(self) -> dict:
         # Like keras-hub's Task: the functional graph is rebuilt by __init__.
@@ -82,6 +87,8 @@ class TextClassifier(_Classifier):
     ```
     """
 
+    kind = "text"
+
     def __init__(self, backbone, num_classes: int, preprocessor=None, labels=None, dropout: float = 0.1, **kwargs):
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -114,6 +121,8 @@ class ImageClassifier(_Classifier):
     model.predict(np.zeros((1, 64, 64, 3), "float32"))
     ```
     """
+
+    kind = "image"
 
     def __init__(
         self,
@@ -243,15 +252,7 @@ def build_image_classifier(
     ```
     """
     labels = _check_head_args(num_classes, labels, dropout)
-    if (
-        len(image_size) != 2
-        or not all(isinstance(side, int) and not isinstance(side, bool) for side in image_size)
-        or min(image_size) < MIN_IMAGE_SIZE
-    ):
-        raise ValueError(
-            f"image_size must be (height, width), integers of at least {MIN_IMAGE_SIZE} "
-            f"(a ResNet downsamples 32x); got {image_size!r}."
-        )
+    raise_errors(image_size_error("image_size", image_size))
     resolved = resolve_backbone(backbone, weights=weights)
     if resolved.family != "resnet":
         raise ValueError(
@@ -281,3 +282,33 @@ def _check_head_args(num_classes, labels, dropout) -> list[str] | None:
     if duplicates:
         raise ValueError(f"labels must be distinct; {duplicates} appear more than once in {labels}.")
     return labels
+
+
+_BUILDERS_BY_KIND = {"text": build_text_classifier, "image": build_image_classifier}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What to build: "text" or "image" classifier, its backbone, classes and builder options.
+
+    `tftune.fit` builds it inside the strategy's scope and precision policy.
+
+    Example:
+
+    ```python
+    spec = tftune.ModelSpec("image", "resnet50", num_classes=3, options={"image_size": (64, 64), "weights": None})
+    model = spec.build()
+    ```
+    """
+
+    kind: str
+    backbone: str
+    num_classes: int
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in _BUILDERS_BY_KIND:
+            raise ValueError(f"ModelSpec.kind must be one of {sorted(_BUILDERS_BY_KIND)}; got {self.kind!r}.")
+
+    def build(self) -> keras.Model:
+        return _BUILDERS_BY_KIND[self.kind](self.backbone, self.num_classes, **dict(self.options))

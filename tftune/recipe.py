@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from tftune import data as data_lib
-from tftune import distribute, export, report, train, unfreeze
+from tftune import builders, distribute, export, report, train, unfreeze
 
 TEXT_DEMO_DATASETS = {"rotten_tomatoes": "binary", "rotten_tomatoes_3class": "three_class"}
 IMAGE_DEMO_DATASETS = ("mnist_digits",)
@@ -243,7 +243,7 @@ def _default_name(config: RecipeConfig) -> str:
     return f"{config.dataset.replace('/', '_')}_{config.task}"
 
 
-def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> train.ModelSpec:
+def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> builders.ModelSpec:
     options: dict = {"labels": list(label_names), "weights": config.weights}
     if config.task == "text":
         options["sequence_length"] = config.sequence_length
@@ -251,7 +251,7 @@ def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> train.Model
     else:
         options["image_size"] = tuple(config.image_size)
         backbone = config.backbone
-    return train.ModelSpec(config.task, backbone, len(label_names), options)
+    return builders.ModelSpec(config.task, backbone, len(label_names), options)
 
 
 def prepared_data(

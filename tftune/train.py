@@ -6,44 +6,13 @@ import dataclasses
 import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import keras
 import tensorflow as tf
 
 from tftune import distribute
-from tftune.builders import build_image_classifier, build_text_classifier
+from tftune.builders import ModelSpec
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
-
-_BUILDERS = {"text": build_text_classifier, "image": build_image_classifier}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """What to build: "text" or "image" classifier, its backbone, classes and builder options.
-
-    `tftune.fit` builds it inside the strategy's scope and precision policy.
-
-    Example:
-
-    ```python
-    spec = tftune.ModelSpec("image", "resnet50", num_classes=3, options={"image_size": (64, 64), "weights": None})
-    model = spec.build()
-    ```
-    """
-
-    kind: str
-    backbone: str
-    num_classes: int
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.kind not in _BUILDERS:
-            raise ValueError(f"ModelSpec.kind must be one of {sorted(_BUILDERS)}; got {self.kind!r}.")
-
-    def build(self) -> keras.Model:
-        return _BUILDERS[self.kind](self.backbone, self.num_classes, **dict(self.options))
-
 
 @dataclasses.dataclass
 class FitResult:

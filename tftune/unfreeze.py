@@ -32,11 +32,12 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
+from tftune._validation import raise_errors
+from tftune.backbones import HEAD
 from tftune.distribute import use_all_replicas_loss_scaling
+from tftune.schedules import WarmupDecay, schedule_errors
 
 ALL = "all"
-HEAD = "head"
-DECAY_SHAPES = ("linear", "cosine", "constant")
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 # Settings that would act per group instead of over the whole model.
 _PER_GROUP_ONLY = ("global_clipnorm", "use_ema", "gradient_accumulation_steps")
@@ -158,67 +159,6 @@ def parse_schedule(text: str, unit: str = "epoch") -> tuple[tuple[int, int | str
     return _check_schedule(pairs, unit)
 
 
-@keras.saving.register_keras_serializable(package="tftune")
-class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak_learning_rate`, then linear or cosine decay.
-
-    The rate rises linearly over `warmup_steps`, then decays to
-    `final_ratio * peak_learning_rate` at `total_steps` (`decay="linear"` or
-    `"cosine"`) and stays there; with `total_steps=None` or
-    `decay="constant"` it stays at the peak. ULMFiT's slanted triangular rate
-    is `warmup_steps=0.1 * T, total_steps=T, decay="linear", final_ratio=1/32`.
-    `step_offset` shifts the clock; `GradualUnfreezing` sets it at boundaries
-    (it is read when the train function is traced).
-
-    Example:
-
-    ```python
-    schedule = tftune.WarmupDecay(1e-3, warmup_steps=10, total_steps=100, decay="cosine")
-    float(schedule(5)), float(schedule(100))  # (0.0006, 0.0)
-    ```
-    """
-
-    def __init__(
-        self,
-        peak_learning_rate: float,
-        warmup_steps: int = 0,
-        total_steps: int | None = None,
-        decay: str = "linear",
-        final_ratio: float = 0.0,
-    ):
-        _check_schedule_args(peak_learning_rate, warmup_steps, total_steps, decay, final_ratio)
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = None if total_steps is None else int(total_steps)
-        self.decay = decay
-        self.final_ratio = float(final_ratio)
-        self.step_offset = 0
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32") + float(self.step_offset)
-        rate = keras.ops.ones_like(step)
-        if self.warmup_steps:
-            rate = keras.ops.minimum(rate, (step + 1.0) / self.warmup_steps)
-        if self.total_steps is not None and self.decay != "constant":
-            progress = keras.ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
-            if self.decay == "linear":
-                shape = 1.0 - progress
-            else:
-                shape = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
-            decayed = self.final_ratio + (1.0 - self.final_ratio) * shape
-            rate = keras.ops.where(step < self.warmup_steps, rate, decayed)
-        return self.peak_learning_rate * rate
-
-    def get_config(self) -> dict:
-        return {
-            "peak_learning_rate": self.peak_learning_rate,
-            "warmup_steps": self.warmup_steps,
-            "total_steps": self.total_steps,
-            "decay": self.decay,
-            "final_ratio": self.final_ratio,
-        }
-
-
 def compile_for_unfreezing(
     model: keras.Model,
     optimizer: str | keras.optimizers.Optimizer = "adamw",
@@ -265,7 +205,7 @@ def compile_for_unfreezing(
         raise ValueError(
             f"layer_decay must be in (0, 1] (ULMFiT uses 1/2.6 ~ 0.38) or None for one rate; got {layer_decay!r}."
         )
-    _check_schedule_args(learning_rate, warmup_steps, total_steps, decay, final_ratio)
+    raise_errors(*schedule_errors(learning_rate, warmup_steps, total_steps, decay, final_ratio))
     optimizer_config.pop("learning_rate", None)
     optimizer_config.pop("name", None)
     with model.distribute_strategy.scope():
@@ -534,24 +474,6 @@ def _optimizer_template(optimizer) -> tuple[type, dict]:
         f"compile_for_unfreezing supports the optimizers {sorted(_OPTIMIZERS)} (names or keras instances), "
         f"whose update is proportional to the learning rate so a per-group rate is exact; got {optimizer!r}."
     )
-
-
-def _check_schedule_args(learning_rate, warmup_steps, total_steps, decay, final_ratio) -> None:
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}.")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be a non-negative integer; got {warmup_steps!r}.")
-    if total_steps is not None and (
-        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= warmup_steps
-    ):
-        raise ValueError(
-            f"total_steps must be None (no decay) or an integer larger than warmup_steps={warmup_steps}; "
-            f"got {total_steps!r}."
-        )
-    if decay not in DECAY_SHAPES:
-        raise ValueError(f"decay must be one of {DECAY_SHAPES}; got {decay!r}.")
-    if isinstance(final_ratio, bool) or not isinstance(final_ratio, (int, float)) or not 0 <= final_ratio <= 1:
-        raise ValueError(f"final_ratio (final rate / peak rate) must be in [0, 1]; got {final_ratio!r}.")
 
 
 def _check_schedule(schedule, unit: str) -> tuple[tuple[int, int | str], ...]:
