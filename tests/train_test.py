@@ -16,7 +16,8 @@ import tensorflow as tf
 
 import tftune
 from tftune import distribute
-from tftune.train import ModelSpec, fit
+from tftune.builders import ModelSpec
+from tftune.train import fit
 from tftune.unfreeze import GradualUnfreezing
 
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
@@ -114,7 +115,8 @@ _TRAINER = textwrap.dedent(
     """
     import json, os, sys, time
     import keras, numpy as np, tensorflow as tf
-    from tftune.train import ModelSpec, fit
+    from tftune import ModelSpec
+    from tftune.train import fit
     from tftune.unfreeze import GradualUnfreezing
 
     preset, checkpoint_dir, journal, kill_point = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -177,3 +179,48 @@ def test_sigkill_in_epoch_two_resumes_at_epoch_two_in_its_unfreezing_stage(small
     expected, actual = np.load(tmp_path / "reference.jsonl.npz"), np.load(tmp_path / "run.jsonl.npz")
     for name in expected.files:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def _imbalanced_examples():
+    """28 examples, 24 of class 0 and 4 of class 1: the minority class is 1/7 of the data."""
+    images = np.random.RandomState(2).uniform(0, 255, (28, 32, 32, 3)).astype("float32")
+    labels = np.array([0] * 24 + [1] * 4)
+    return images, labels
+
+
+def test_class_weight_balanced_weighs_each_example_in_the_training_loss(small_resnet_preset):
+    images, labels = _imbalanced_examples()
+    spec = ModelSpec("image", small_resnet_preset, 2, {"image_size": (32, 32), "weights": None, "dropout": 0.0})
+    keras.utils.set_random_seed(0)
+    untrained = spec.build()
+    probabilities = untrained.predict(images, verbose=0)
+    per_example = -np.log(probabilities[np.arange(len(labels)), labels])
+    weights = tftune.balanced_class_weights(np.bincount(labels))
+    assert weights == pytest.approx({0: 28 / (2 * 24), 1: 28 / (2 * 4)})
+    # A rate too small to move the weights, one batch per epoch: the logged loss is the weighted one.
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    for class_weight, example_weights in [
+        ("balanced", np.where(labels == 1, weights[1], weights[0])),
+        ({"1": 3.0}, np.where(labels == 1, 3.0, 1.0)),
+        (None, np.ones(len(labels))),
+    ]:
+        keras.utils.set_random_seed(0)
+        result = fit(spec, data, epochs=1, batch_size=28, strategy="cpu", optimizer="sgd", learning_rate=1e-12,
+                     unfreezing=GradualUnfreezing({0: 0}, verbose=0), class_weight=class_weight, verbose=0)
+        np.testing.assert_allclose(result.history["loss"][0], np.mean(example_weights * per_example), rtol=1e-3)
+
+
+def test_class_weight_errors_before_training(small_resnet_preset):
+    spec = ModelSpec("image", small_resnet_preset, 2, {"image_size": (32, 32), "weights": None})
+    images, labels = _imbalanced_examples()
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    for class_weight, message in [
+        ("inverse", "class_weight must be 'balanced', a dict"),
+        ({2: 1.0}, r"class_weight key 2 \(a class index or label name\) must be an integer in \[0, 1\]"),
+        ({0: -1.0}, r"class_weight\[0\] must be a number > 0; got -1.0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            fit(spec, data, epochs=1, batch_size=28, strategy="cpu", class_weight=class_weight, verbose=0)
+    only_zeros = tf.data.Dataset.from_tensor_slices((images[:24], labels[:24]))
+    with pytest.raises(ValueError, match=r"classes \[1\] have no example"):
+        fit(spec, only_zeros, epochs=1, batch_size=8, strategy="cpu", class_weight="balanced", verbose=0)

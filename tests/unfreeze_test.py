@@ -1,5 +1,7 @@
 """Tests for tftune.unfreeze: freezing, gradual unfreezing during one fit, layer-wise rates."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -80,7 +82,7 @@ def test_freeze_helpers_and_summary(small_resnet_preset):
         unfreeze.freeze(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
 
 
-def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_resnet_preset, capsys):
+def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_resnet_preset, caplog):
     images, labels = _image_data()
     fit_args = dict(x=images, y=labels, batch_size=8, epochs=3, shuffle=False, verbose=0)
 
@@ -93,9 +95,10 @@ def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_
     model = _image_model(small_resnet_preset)
     traces, record = _count_traces(model), _Recorder()
     unfreeze.compile_for_unfreezing(model, "adamw", 1e-3)  # all trainable: the callback decides
-    history = model.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}), record], **fit_args)
+    with caplog.at_level(logging.INFO, logger="tftune"):
+        history = model.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}), record], **fit_args)
 
-    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GradualUnfreezing")]
+    printed = _logged(caplog)
     all_trainable = model.count_params() - _moving_statistics(model)
     assert printed == [
         "GradualUnfreezing: epoch 0 step 0: 1/6 groups trainable (head), 66 trainable parameters",
@@ -274,7 +277,7 @@ def test_learning_rate_clock_is_shared_or_restarted_per_stage(small_resnet_prese
     np.testing.assert_allclose(rates[True], [1.0, 0.5], rtol=1e-6)
 
 
-def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_path, capsys):
+def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_path, caplog):
     images, labels = _image_data()
 
     class Interrupt(keras.callbacks.Callback):
@@ -290,9 +293,10 @@ def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_
 
     with pytest.raises(RuntimeError, match="interrupted"):
         fit([Interrupt()])
-    capsys.readouterr()
-    model, history = fit([])
-    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("GradualUnfreezing")]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tftune"):
+        model, history = fit([])
+    printed = _logged(caplog)
     assert printed[0].startswith("GradualUnfreezing: epoch 2 step 0: 3/6 groups trainable (head, stage_4, stage_3)")
     assert len(history.history["trainable_params"]) == 2
     groups = unfreeze._group_optimizers(model)
@@ -300,6 +304,7 @@ def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_
     assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3", "stage_2")] == [8, 6, 4, 2]
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_beats_head_only_on_real_bert(bert_dir, rotten_tomatoes):
     """Real transfer: MiniLM BERT on balanced Rotten Tomatoes subsets (128 train, 400 test), sequence length 32.
 
@@ -344,3 +349,92 @@ def test_helpers_between_plain_fits(small_resnet_preset):
     after_top_one = _group_values(model)
     assert not _identical(after_head_only["stage_4"], after_top_one["stage_4"])
     assert _identical(after_head_only["stage_3"], after_top_one["stage_3"])
+
+
+def _logged(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.getMessage().startswith("GradualUnfreezing")]
+
+
+def test_head_learning_rate_is_the_heads_and_the_backbone_keeps_its_layerwise_rates(small_resnet_preset):
+    model = _image_model(small_resnet_preset)
+    unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=2e-2, layer_decay=0.5)
+    rates = {name: float(optimizer.learning_rate) for name, optimizer in unfreeze._group_optimizers(model).items()}
+    np.testing.assert_allclose(
+        [rates[name] for name in ("head", "stage_4", "stage_3", "stem")], [2e-2, 5e-4, 2.5e-4, 1e-3 * 0.5**5]
+    )
+    assert "learning_rate" in unfreeze.trainable_summary(model) and "0.02" in unfreeze.trainable_summary(model)
+    with pytest.raises(ValueError, match="head_learning_rate must be a number > 0; got -1"):
+        unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=-1)
+
+
+def test_restart_warms_up_again_at_each_boundary_and_after_a_resume(small_resnet_preset, tmp_path):
+    """Each stage warms up from 0 and decays to the end of the fit, also when BackupAndRestore resumes inside it."""
+    images, labels = _image_data()  # 4 steps per epoch at batch 4
+    seen = {}
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            groups = unfreeze._group_optimizers(self.model)
+            # The rate the coming step uses: each group's schedule at its own step count.
+            seen.setdefault(self.run, []).append(float(groups["head"].learning_rate))
+
+    def fit(run, epochs_to_crash=None):
+        model = _image_model(small_resnet_preset)
+        unfreeze.compile_for_unfreezing(model, "sgd", 1.0, warmup_steps=2, total_steps=12)
+        recorder = Rates()
+        recorder.run = run
+        callbacks = [keras.callbacks.BackupAndRestore(str(tmp_path / run)),
+                     unfreeze.GradualUnfreezing({0: 0, 1: 2}, verbose=0), recorder]
+        if epochs_to_crash is not None:
+            class Crash(keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None):
+                    if epoch == epochs_to_crash:
+                        raise RuntimeError("crash")
+            callbacks.append(Crash())
+        model.fit(images, labels, batch_size=4, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+
+    fit("whole")
+    # Stage 0 (steps 0-3): warm-up 0.5, 1, then the decay over the 10 steps to 12 begins (1.0, 0.9).
+    # Stage 1 from step 4: warm-up again (0.5, 1), then decay over the 6 steps left to 12.
+    np.testing.assert_allclose(seen["whole"][:6], [0.5, 1.0, 1.0, 0.9, 0.5, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(seen["whole"][6:], [1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6], rtol=1e-5)
+    with pytest.raises(RuntimeError, match="crash"):
+        fit("resumed", epochs_to_crash=1)
+    fit("resumed")
+    # Resumed at epoch 2, inside the stage that began at step 4: the clock continues, no new warm-up.
+    np.testing.assert_allclose(seen["resumed"][-4:], seen["whole"][-4:], rtol=1e-5, atol=1e-6)
+
+
+def test_save_and_load_mid_schedule_then_resume_matches_an_uninterrupted_fit(small_resnet_preset, tmp_path):
+    """A model compiled by compile_for_unfreezing, saved after the head-only epoch, loads and resumes exactly."""
+    images, labels = _image_data()
+    fit_args = dict(x=images, y=labels, batch_size=8, epochs=3, shuffle=False, verbose=0)
+
+    def compiled():
+        model = _image_model(small_resnet_preset)
+        unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=1e-2, warmup_steps=1, total_steps=6)
+        return model
+
+    reference = compiled()
+    reference.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}, verbose=0)], **fit_args)
+
+    model = compiled()
+    model.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}, verbose=0)], **{**fit_args, "epochs": 1})
+    model.save(tmp_path / "mid.keras")
+    loaded = keras.models.load_model(tmp_path / "mid.keras")
+    loaded.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}, verbose=0)], initial_epoch=1, **fit_args)
+    groups = unfreeze._group_optimizers(loaded)
+    assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3")] == [6, 4, 2]
+    for expected, actual in zip(reference.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gradual_unfreezing_config_round_trip():
+    callback = unfreeze.GradualUnfreezing({0: 0, 2: 3, 4: "all"}, unit="step", keep_batchnorm_frozen=True,
+                                          restart_schedule=False, verbose=0)
+    config = callback.get_config()
+    assert config == {"schedule": [[0, 0], [2, 3], [4, "all"]], "unit": "step", "every": 1,
+                      "keep_batchnorm_frozen": True, "restart_schedule": False, "verbose": 0}
+    assert unfreeze.GradualUnfreezing(**config).get_config() == config
+    with pytest.raises(ValueError, match="2 invalid options:\n  - unit must be one of 'epoch', 'step'; got 'batch'"):
+        unfreeze.GradualUnfreezing(unit="batch", every=0)

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 import keras
 import tensorflow as tf
 
+from tftune._keras_private import nested_layers
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
@@ -332,7 +334,7 @@ def synchronize_batch_normalization(model: keras.Model) -> int:
     tftune.synchronize_batch_normalization(model)
     ```
     """
-    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in layers:
         layer.synchronized = True
     return len(layers)

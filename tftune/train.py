@@ -8,9 +8,11 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tftune import distribute
+from tftune._validation import integer_error, number_error, raise_errors
 from tftune.builders import ModelSpec
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
@@ -37,8 +39,10 @@ def fit(
     unfreezing: GradualUnfreezing | None = None,
     optimizer: str | keras.optimizers.Optimizer = "adamw",
     learning_rate: float = 2e-5,
+    head_learning_rate: float | None = None,
     layer_decay: float | None = None,
     warmup_steps: int = 0,
+    class_weight: str | Mapping | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     early_stopping_patience: int | None = None,
     tensorboard: bool = True,
@@ -61,9 +65,14 @@ def fit(
       `batch_size_is_global=True` (see `tftune.global_batch_size`); without
       it they are already batched with the global batch size.
     - Compiled by `tftune.compile_for_unfreezing(optimizer, learning_rate,
-      layer_decay, warmup_steps, total_steps=epochs * steps)`; trained with
-      `unfreezing` (default `GradualUnfreezing()`: head only, then one more
-      group per epoch).
+      head_learning_rate, layer_decay, warmup_steps, total_steps=epochs *
+      steps)`; trained with `unfreezing` (default `GradualUnfreezing()`: head
+      only, then one more group per epoch, each stage warming up again).
+    - `class_weight`: `"balanced"` weighs each training example by
+      `n / (classes * n_class)` (labels counted in one pass over
+      `train_data`), or a dict `{class index or label name: weight}`. The
+      weights become per-example sample weights in the training pipeline, so
+      they work under every strategy; validation stays unweighted.
     - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
       call after a crash and it resumes at the interrupted epoch, in its
       unfreezing stage), the best weights (lowest `val_loss`, or `loss`
@@ -92,8 +101,7 @@ def fit(
     result.evaluation["accuracy"]
     ```
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; got {epochs!r}.")
+    raise_errors(integer_error("epochs", epochs, minimum=1))
     if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
         raise ValueError(
             "tensorboard=True writes TensorBoard logs under checkpoint_dir, but the tensorboard package is not "
@@ -110,6 +118,9 @@ def fit(
     model = _model_in_scope(model, strategy, precision)
     if synchronize_batchnorm and strategy.num_replicas_in_sync > 1:
         distribute.synchronize_batch_normalization(model)
+    train_data = _resolve(train_data, model, "train_data")
+    if class_weight is not None:
+        train_data = _with_sample_weights(train_data, _class_weight_vector(class_weight, model, train_data))
     train_data = _pipeline(train_data, model, strategy, batch_size, batch_size_is_global, "train_data")
     validation_data = _pipeline(validation_data, model, strategy, batch_size, batch_size_is_global, "validation_data")
     steps = steps_per_epoch or _finite_cardinality(train_data)
@@ -117,6 +128,7 @@ def fit(
         model,
         optimizer,
         learning_rate,
+        head_learning_rate=head_learning_rate,
         layer_decay=layer_decay,
         warmup_steps=warmup_steps,
         total_steps=epochs * steps if steps else None,
@@ -169,13 +181,78 @@ def _model_in_scope(model, strategy: tf.distribute.Strategy, precision: str) -> 
     return model
 
 
-def _pipeline(data, model, strategy, batch_size, batch_size_is_global, name) -> tf.data.Dataset | None:
+def balanced_class_weights(class_counts: Sequence[int] | Mapping) -> dict[int, float]:
+    """Per-class weights `n / (classes * n_class)` (scikit-learn's "balanced") from the training class counts.
+
+    Example:
+
+    ```python
+    tftune.balanced_class_weights([870, 130])  # {0: 0.5747..., 1: 3.846...}
+    ```
+    """
+    counts = list(class_counts.values()) if isinstance(class_counts, Mapping) else list(class_counts)
+    empty = [index for index, count in enumerate(counts) if not count]
+    if empty:
+        raise ValueError(
+            f"Balanced class weights need every class in the training data; classes {empty} have no example "
+            f"(counts {counts}). Add examples of them or pass explicit class_weight."
+        )
+    total = sum(counts)
+    return {index: total / (len(counts) * count) for index, count in enumerate(counts)}
+
+
+def _class_weight_vector(class_weight, model: keras.Model, train_data: tf.data.Dataset) -> tf.Tensor:
+    """One weight per class index from "balanced" or a {index or label name: weight} dict; errors before training."""
+    num_classes = int(model.output_shape[-1])
+    labels = list(getattr(model, "labels", None) or [str(index) for index in range(num_classes)])
+    if class_weight == "balanced":
+        label_batches = train_data.map(lambda *example: tf.reshape(example[1], [-1]))
+        counts = np.zeros(num_classes, dtype="int64")
+        for batch in label_batches.as_numpy_iterator():
+            counts += np.bincount(batch, minlength=num_classes)[:num_classes]
+        weights = balanced_class_weights(counts.tolist())
+    elif isinstance(class_weight, Mapping):
+        weights = {}
+        for key, weight in class_weight.items():
+            index = labels.index(key) if key in labels and not isinstance(key, int) else key
+            raise_errors(
+                integer_error(f"class_weight key {key!r} (a class index or label name)", index, minimum=0,
+                              maximum=num_classes - 1),
+                number_error(f"class_weight[{key!r}]", weight, minimum=0, exclusive=True),
+            )
+            weights[index] = float(weight)
+    else:
+        raise ValueError(
+            f"class_weight must be 'balanced', a dict {{class index or label name: weight}} or None; got "
+            f"{class_weight!r}."
+        )
+    return tf.constant([weights.get(index, 1.0) for index in range(num_classes)], dtype="float32")
+
+
+def _with_sample_weights(data: tf.data.Dataset, weights: tf.Tensor) -> tf.data.Dataset:
+    if len(data.element_spec) != 2:
+        raise ValueError(
+            "class_weight needs train_data of (features, labels) pairs; this one already has sample weights. "
+            "Fold the class weights into them, or drop class_weight."
+        )
+    return data.map(lambda features, labels: (features, labels, tf.gather(weights, labels)))
+
+
+def _resolve(data, model, name) -> tf.data.Dataset | None:
+    """The pipeline `data` stands for: a dataset, or a function of the model returning one."""
     if data is None:
         return None
     if callable(data) and not isinstance(data, tf.data.Dataset):
         data = data(model)
     if not isinstance(data, tf.data.Dataset):
         raise ValueError(f"{name} must be a tf.data.Dataset or a function of the model returning one; got {data!r}.")
+    return data
+
+
+def _pipeline(data, model, strategy, batch_size, batch_size_is_global, name) -> tf.data.Dataset | None:
+    data = _resolve(data, model, name)
+    if data is None:
+        return None
     global_batch = (
         None
         if batch_size is None

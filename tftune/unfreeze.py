@@ -27,18 +27,26 @@ MultiOptimizer in a LossScaleOptimizer).
 
 from __future__ import annotations
 
+import logging
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 
 import keras
 
-from tftune._validation import raise_errors
+from tftune._keras_private import nested_layers, set_own_trainable
+from tftune._validation import choice_error, integer_error, number_error, raise_errors
 from tftune.backbones import HEAD
 from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.schedules import WarmupDecay, schedule_errors
 
 ALL = "all"
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+_logger = logging.getLogger(__name__)
+# The WarmupDecay of each per-group optimizer, held by tftune (Keras has no public getter for a schedule).
+_GROUP_SCHEDULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Per-group optimizers are named after their group: "group_<group name>".
+_GROUP_OPTIMIZER_PREFIX = "group_"
 # Settings that would act per group instead of over the whole model.
 _PER_GROUP_ONLY = ("global_clipnorm", "use_ema", "gradient_accumulation_steps")
 
@@ -164,6 +172,7 @@ def compile_for_unfreezing(
     optimizer: str | keras.optimizers.Optimizer = "adamw",
     learning_rate: float = 2e-5,
     *,
+    head_learning_rate: float | None = None,
     layer_decay: float | None = None,
     warmup_steps: int = 0,
     total_steps: int | None = None,
@@ -178,7 +187,10 @@ def compile_for_unfreezing(
     Every layer group gets its own copy of `optimizer` ("adam", "adamw",
     "sgd", or an Adam / AdamW / SGD instance whose settings are copied), with
     a `WarmupDecay` rate `learning_rate * layer_decay**k` for group k from the
-    top (head k=0; `layer_decay=None` means 1, ULMFiT uses 1/2.6). They are
+    top (head k=0; `layer_decay=None` means 1, ULMFiT uses 1/2.6), except that
+    `head_learning_rate`, when given, is the head's rate: newly attached layers
+    want a much larger rate than pretrained ones (fastai's `fine_tune`,
+    Lightning's `BackboneFinetuning`). They are named `group_<group name>` and
     routed by variable path through one `keras.optimizers.MultiOptimizer`
     (wrapped in a `LossScaleOptimizer` under mixed_float16, as Keras does),
     built now, inside the model's distribution strategy, over every weight
@@ -199,23 +211,24 @@ def compile_for_unfreezing(
     """
     groups = layer_groups(model)
     optimizer_class, optimizer_config = _optimizer_template(optimizer)
-    if layer_decay is not None and (
-        isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float)) or not 0 < layer_decay <= 1
-    ):
-        raise ValueError(
-            f"layer_decay must be in (0, 1] (ULMFiT uses 1/2.6 ~ 0.38) or None for one rate; got {layer_decay!r}."
-        )
-    raise_errors(*schedule_errors(learning_rate, warmup_steps, total_steps, decay, final_ratio))
+    raise_errors(
+        *schedule_errors(learning_rate, warmup_steps, total_steps, decay, final_ratio),
+        None if head_learning_rate is None else number_error("head_learning_rate", head_learning_rate, minimum=0, exclusive=True),
+        _layer_decay_error(layer_decay),
+    )
     optimizer_config.pop("learning_rate", None)
     optimizer_config.pop("name", None)
     with model.distribute_strategy.scope():
         per_group = {}
         for depth, group in enumerate(reversed(groups)):
             rate = learning_rate * (layer_decay if layer_decay is not None else 1.0) ** depth
+            if group.name == HEAD and head_learning_rate is not None:
+                rate = head_learning_rate
             schedule = WarmupDecay(rate, warmup_steps, total_steps, decay, final_ratio)
             per_group[group.name] = optimizer_class(
-                learning_rate=schedule, name=f"{optimizer_class.__name__.lower()}_{group.name}", **optimizer_config
+                learning_rate=schedule, name=_GROUP_OPTIMIZER_PREFIX + group.name, **optimizer_config
             )
+            _GROUP_SCHEDULES[per_group[group.name]] = schedule
         trainable_by_group = _trainable_weights_by_group(model, groups)
         routes = {
             variable.path: per_group[group_name]
@@ -247,9 +260,11 @@ class GradualUnfreezing(keras.callbacks.Callback):
     from the next step on, with fresh optimizer state; groups already training
     keep theirs. The train function is re-traced once per boundary. Frozen
     BatchNorm runs in inference mode; `keep_batchnorm_frozen=True` keeps it
-    so after unfreezing too. `restart_schedule=True` restarts every group's
-    `WarmupDecay` at each boundary; by default all groups follow one clock,
-    the number of optimizer steps of the fit.
+    so after unfreezing too. With `restart_schedule=True` (the default) every
+    group's `WarmupDecay` warms up again at each boundary and decays from its
+    peak to the end of the fit, so each stage is its own warm-up-then-decay
+    cycle (fastai's `fine_tune`); with False all groups follow one clock over
+    the whole fit.
 
     The stage is a pure function of (epoch, step) and is applied in
     `on_epoch_begin` / `on_train_batch_begin`, so a fit resumed by
@@ -257,7 +272,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
     epoch k (the optimizer built up front by `compile_for_unfreezing` has
     the same variables in every stage, so its state restores too). Each epoch
     logs `trainable_params` (History, and TensorBoard if listed after this
-    callback); each boundary prints one line. With `steps_per_execution > 1`
+    callback); each boundary logs one line (logger `tftune.unfreeze`). With `steps_per_execution > 1`
     a step boundary takes effect at the next execution.
 
     Example:
@@ -275,14 +290,14 @@ class GradualUnfreezing(keras.callbacks.Callback):
         unit: str = "epoch",
         every: int = 1,
         keep_batchnorm_frozen: bool = False,
-        restart_schedule: bool = False,
+        restart_schedule: bool = True,
         verbose: int = 1,
     ):
         super().__init__()
-        if unit not in ("epoch", "step"):
-            raise ValueError(f"unit must be 'epoch' or 'step'; got {unit!r}.")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer ({unit}s per newly unfrozen group); got {every!r}.")
+        raise_errors(
+            choice_error("unit", unit, ("epoch", "step")),
+            integer_error(f"every ({unit}s per newly unfrozen group)", every, minimum=1),
+        )
         self.schedule = None if schedule is None else _check_schedule(schedule, unit)
         self.unit = unit
         self.every = every
@@ -362,24 +377,26 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self._stage = (boundary, n_groups)
         if self.verbose:
             trainable = [group.name for group in groups if _trainable_state(group) != "no"]
-            print(
+            _logger.info(
                 f"GradualUnfreezing: epoch {epoch} step {step}: {len(trainable)}/{len(groups)} groups trainable "
                 f"({', '.join(reversed(trainable))}), {_count(self.model.trainable_weights):,} trainable parameters"
             )
 
     def _align_schedules(self, epoch: int, step: int, boundary: int) -> None:
-        """Set each group's WarmupDecay clock: optimizer steps of the fit, or steps since the boundary."""
-        if self.restart_schedule:
-            if self.unit == "step":
-                clock = epoch * self._steps_per_epoch() + step - boundary
-            else:
-                clock = 0 if epoch == boundary else (epoch - boundary) * self._steps_per_epoch()
-        else:
-            clock = int(_multi_optimizer(self.model).iterations.numpy())
+        """Put each group's WarmupDecay on the fit's step clock; with restart_schedule, warm up again from the boundary."""
+        fit_step = int(_multi_optimizer(self.model).iterations.numpy())
+        stage_start = fit_step - self._steps_into_stage(epoch, step, boundary) if self.restart_schedule else 0
         for group_optimizer in _group_optimizers(self.model).values():
-            schedule = group_optimizer._learning_rate
-            if isinstance(schedule, WarmupDecay):
-                schedule.step_offset = clock - int(group_optimizer.iterations.numpy())
+            schedule = _group_schedule(group_optimizer)
+            if schedule is not None:
+                schedule.step_offset = fit_step - int(group_optimizer.iterations.numpy())
+                schedule.restart(stage_start)
+
+    def _steps_into_stage(self, epoch: int, step: int, boundary: int) -> int:
+        """Optimizer steps since the stage's boundary (non-zero when a fit resumes inside a stage)."""
+        if self.unit == "step":
+            return epoch * self._steps_per_epoch() + step - boundary
+        return step if epoch == boundary else (epoch - boundary) * self._steps_per_epoch() + step
 
     def _steps_per_epoch(self) -> int:
         steps = (self.params or {}).get("steps")
@@ -393,16 +410,16 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
 def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batchnorm_frozen: bool) -> None:
     """Top `n_backbone` groups and the head trainable, the rest frozen; then re-sync optimizer and train function."""
-    for container in [model] + [layer for layer in model._flatten_layers() if isinstance(layer, keras.Model)]:
+    for container in [layer for layer in nested_layers(model) if isinstance(layer, keras.Model)]:
         # A frozen container (e.g. a user's `model.backbone.trainable = False`) hides every weight below it.
-        container._trainable = True
+        set_own_trainable(container, True)
     first_trainable = len(groups) - 1 - n_backbone
     for index, group in enumerate(groups):
         trainable = index >= first_trainable
         for layer in group.layers:
             layer.trainable = trainable  # Keras' setter also sets every sublayer.
             if trainable and keep_batchnorm_frozen:
-                for sublayer in layer._flatten_layers():
+                for sublayer in nested_layers(layer):
                     if isinstance(sublayer, keras.layers.BatchNormalization):
                         sublayer.trainable = False
     _track_trainable(model)
@@ -433,19 +450,28 @@ def _group_optimizers(model: keras.Model) -> dict:
     multi_optimizer = _multi_optimizer(model)
     if multi_optimizer is None:
         return {}
-    route = multi_optimizer._optimizer_map
-    routed_paths = set(iter(route))
-    group_optimizers = {}
-    for group in layer_groups(model):
-        path = next((weight.path for weight in group.weights if weight.path in routed_paths), None)
-        if path is not None:
-            group_optimizers[group.name] = route[path]
-    return group_optimizers
+    by_name = {optimizer.name: optimizer for optimizer in multi_optimizer.optimizers}
+    return {
+        group.name: by_name[_GROUP_OPTIMIZER_PREFIX + group.name]
+        for group in layer_groups(model)
+        if _GROUP_OPTIMIZER_PREFIX + group.name in by_name
+    }
+
+
+def _group_schedule(optimizer: keras.optimizers.Optimizer) -> WarmupDecay | None:
+    """The WarmupDecay driving a per-group optimizer (re-attached from its config after `load_model`)."""
+    if optimizer not in _GROUP_SCHEDULES:
+        schedule = keras.saving.deserialize_keras_object(optimizer.get_config()["learning_rate"])
+        if not isinstance(schedule, WarmupDecay):
+            return None
+        optimizer.learning_rate = schedule
+        _GROUP_SCHEDULES[optimizer] = schedule
+    return _GROUP_SCHEDULES[optimizer]
 
 
 def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
     """Group name -> the weights that train when the group is unfrozen (BatchNorm statistics excluded)."""
-    saved = [(layer, layer.trainable) for layer in model._flatten_layers()]
+    saved = [(layer, layer.trainable) for layer in nested_layers(model)]
     for layer, _ in saved:
         layer.trainable = True
     by_group = {
@@ -454,6 +480,12 @@ def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
     for layer, trainable in saved:
         layer.trainable = trainable
     return by_group
+
+
+def _layer_decay_error(layer_decay) -> str | None:
+    if layer_decay is None or (number_error("layer_decay", layer_decay, maximum=1) is None and layer_decay > 0):
+        return None
+    return f"layer_decay must be in (0, 1] (ULMFiT uses 1/2.6 ~ 0.38) or None for one rate; got {layer_decay!r}."
 
 
 def _optimizer_template(optimizer) -> tuple[type, dict]:
@@ -485,13 +517,13 @@ def _check_schedule(schedule, unit: str) -> tuple[tuple[int, int | str], ...]:
         )
     previous_start, previous_count = -1, 0
     for start, count in pairs:
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        if integer_error("start", start, minimum=0):
             raise ValueError(f"schedule {unit}s must be non-negative integers; got {start!r} in {schedule!r}.")
         if start <= previous_start:
             raise ValueError(
                 f"schedule {unit}s must be strictly increasing; {start} follows {previous_start} in {schedule!r}."
             )
-        if count != ALL and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        if count != ALL and integer_error("count", count, minimum=0):
             raise ValueError(
                 f"schedule values must be a number of top backbone groups (0 = head only) or 'all'; "
                 f"got {count!r} at {unit} {start}."
@@ -509,7 +541,7 @@ def _check_group_count(n_groups, groups, what: str) -> int:
     backbone = [group.name for group in groups[:-1]]
     if n_groups == ALL:
         return len(backbone)
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or not 0 <= n_groups <= len(backbone):
+    if integer_error(what, n_groups, minimum=0, maximum=len(backbone)):
         raise ValueError(
             f"{what}={n_groups!r} asks for more top groups than the model has: it has {len(backbone)} "
             f"backbone groups ({', '.join(backbone)}) under the head. Use 0..{len(backbone)} or 'all'."
@@ -518,7 +550,7 @@ def _check_group_count(n_groups, groups, what: str) -> int:
 
 
 def _trainable_state(group) -> str:
-    flags = [sub.trainable for layer in group.layers for sub in layer._flatten_layers() if sub.weights]
+    flags = [sub.trainable for layer in group.layers for sub in nested_layers(layer) if sub.weights]
     return "yes" if all(flags) else "partial" if any(flags) else "no"
 
 

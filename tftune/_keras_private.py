@@ -1,0 +1,19 @@
+"""The private Keras APIs tftune relies on, in one place (tests/keras_private_test.py fails loudly if Keras changes them).
+
+Keras 3.15 has no public way to list every nested sublayer of a layer, or to
+set a container's own `trainable` flag without recursing into its sublayers.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def nested_layers(layer: keras.layers.Layer) -> list:
+    """`layer` and every layer nested in it, at any depth (Keras' `_flatten_layers`)."""
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def set_own_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
+    """Set `layer`'s own `trainable` flag without changing its sublayers' (the public setter recurses)."""
+    layer._trainable = trainable
