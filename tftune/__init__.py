@@ -63,6 +63,7 @@ from tftune.unfreeze import (  # noqa: E402
     compile_for_unfreezing,
     freeze,
     parse_schedule,
+    spread_schedule,
     trainable_summary,
     unfreeze_all,
     unfreeze_top,

@@ -62,6 +62,9 @@ class RecipeConfig:
     epochs: int = 3
     batch_size: int = 16
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = None
+    pooling: str | None = None
+    class_weight: str | None = None
     layer_decay: float | None = None
     schedule: str = "auto"
     warmup_steps: int = 0
@@ -121,7 +124,14 @@ class RecipeConfig:
 
 
 _TASK_DEFAULTS = {
-    "text": {"dataset": "rotten_tomatoes", "max_examples": 3000, "sequence_length": 64, "learning_rate": 5e-5},
+    "text": {
+        "dataset": "rotten_tomatoes",
+        "max_examples": 3000,
+        "sequence_length": 64,
+        "learning_rate": 5e-5,
+        "head_learning_rate": 1e-2,
+        "warmup_steps": 10,
+    },
     "image": {
         "dataset": "mnist_digits",
         "backbone": "resnet50v2",
@@ -129,6 +139,8 @@ _TASK_DEFAULTS = {
         "image_size": (32, 32),
         "batch_size": 32,
         "learning_rate": 1e-3,
+        "head_learning_rate": 1e-2,
+        "warmup_steps": 10,
     },
 }
 
@@ -175,6 +187,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         strategy=strategy,
         unfreezing=unfreeze.GradualUnfreezing(schedule),
         learning_rate=config.learning_rate,
+        head_learning_rate=config.head_learning_rate,
         layer_decay=config.layer_decay,
         warmup_steps=config.warmup_steps,
         checkpoint_dir=os.path.join(output_dir, "checkpoints"),
@@ -228,8 +241,7 @@ def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dic
         return {0: 0}
     if schedule == "all":
         return {0: "all"}
-    stages = {epoch: round(epoch * backbone_groups / (epochs - 1)) for epoch in range(epochs)}
-    return {epoch: "all" if groups >= backbone_groups else groups for epoch, groups in stages.items()}
+    return unfreeze.spread_schedule(epochs, backbone_groups)
 
 
 def _boundaries(schedule, epochs: int) -> list[int]:

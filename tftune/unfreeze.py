@@ -41,6 +41,8 @@ from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.schedules import WarmupDecay, schedule_errors
 
 ALL = "all"
+# GradualUnfreezing schedule name: head only first, every group in the last epoch, evenly in between.
+SPREAD = "spread"
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 _logger = logging.getLogger(__name__)
 # The WarmupDecay of each per-group optimizer, held by tftune (Keras has no public getter for a schedule).
@@ -144,6 +146,25 @@ def layer_groups(model: keras.Model) -> tuple:
             f"the model with tftune.build_text_classifier or tftune.build_image_classifier."
         )
     return groups
+
+
+def spread_schedule(epochs: int, backbone_groups: int) -> dict[int, int | str]:
+    """Gradual unfreezing spread over `epochs`: head only in the first, every group in the last, evenly between.
+
+    `GradualUnfreezing("spread")` uses it with the fit's epochs and the model's groups.
+
+    Example:
+
+    ```python
+    tftune.spread_schedule(epochs=3, backbone_groups=8)  # {0: 0, 1: 4, 2: 'all'}
+    ```
+    """
+    raise_errors(
+        integer_error("epochs (the 'spread' schedule needs a head-only epoch and a last one)", epochs, minimum=2),
+        integer_error("backbone_groups", backbone_groups, minimum=1),
+    )
+    stages = {epoch: round(epoch * backbone_groups / (epochs - 1)) for epoch in range(epochs)}
+    return {epoch: ALL if groups >= backbone_groups else groups for epoch, groups in stages.items()}
 
 
 def parse_schedule(text: str, unit: str = "epoch") -> tuple[tuple[int, int | str], ...]:
@@ -256,7 +277,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
     `unit="step"`) to how many top backbone groups train from there on, on
     top of the head (0 = head only, or "all"); before the first boundary only
     the head trains. The default (`None`) is ULMFiT's: head only, then one more
-    group every `every` epochs (or steps). At a boundary the new groups train
+    group every `every` epochs (or steps). `"spread"` spreads the groups over
+    the fit's epochs (`tftune.spread_schedule`): head only in the first epoch,
+    every group in the last. At a boundary the new groups train
     from the next step on, with fresh optimizer state; groups already training
     keep theirs. The train function is re-traced once per boundary. Frozen
     BatchNorm runs in inference mode; `keep_batchnorm_frozen=True` keeps it
@@ -298,7 +321,10 @@ class GradualUnfreezing(keras.callbacks.Callback):
             choice_error("unit", unit, ("epoch", "step")),
             integer_error(f"every ({unit}s per newly unfrozen group)", every, minimum=1),
         )
-        self.schedule = None if schedule is None else _check_schedule(schedule, unit)
+        if schedule == SPREAD and unit != "epoch":
+            raise ValueError(f"schedule 'spread' spreads the groups over the fit's epochs; it needs unit='epoch', got {unit!r}.")
+        self.schedule = schedule if schedule in (None, SPREAD) else _check_schedule(schedule, unit)
+        self._pairs = self.schedule
         self.unit = unit
         self.every = every
         self.keep_batchnorm_frozen = bool(keep_batchnorm_frozen)
@@ -310,7 +336,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {
-            "schedule": None if self.schedule is None else [list(pair) for pair in self.schedule],
+            "schedule": self.schedule if self.schedule in (None, SPREAD) else [list(pair) for pair in self.schedule],
             "unit": self.unit,
             "every": self.every,
             "keep_batchnorm_frozen": self.keep_batchnorm_frozen,
@@ -327,11 +353,11 @@ class GradualUnfreezing(keras.callbacks.Callback):
         """
         position = epoch if self.unit == "epoch" else epoch * self._steps_per_epoch() + step
         n_backbone = len(self._groups) - 1
-        if self.schedule is None:
+        if self._pairs is None:
             n_groups = min(position // self.every, n_backbone)
             return n_groups * self.every, n_groups
         boundary, n_groups = 0, 0
-        for start, count in self.schedule:
+        for start, count in self._pairs:
             if start > position:
                 break
             boundary, n_groups = start, n_backbone if count == ALL else count
@@ -339,8 +365,10 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         groups = self._groups = layer_groups(self.model)
-        if self.schedule is not None:
-            for start, count in self.schedule:
+        if self.schedule == SPREAD:
+            self._pairs = tuple(spread_schedule((self.params or {}).get("epochs") or 0, len(groups) - 1).items())
+        if self._pairs is not None:
+            for start, count in self._pairs:
                 if count != ALL:
                     _check_group_count(count, groups, f"schedule[{start}]")
         if self.unit == "step":
