@@ -252,6 +252,7 @@ def build_text_classifier(
     max_pooled = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64, pooling="max")
     ```
     """
+    labels = _label_names(labels)
     raise_errors(
         *_head_errors(num_classes, labels, dropout),
         integer_error("sequence_length", sequence_length, minimum=1),
@@ -263,15 +264,15 @@ def build_text_classifier(
             f"build_text_classifier needs a BERT backbone; {backbone!r} is a "
             f"{resolved.family} backbone. Use build_image_classifier for images."
         )
-    too_long = integer_error("sequence_length", sequence_length, maximum=resolved.max_sequence_length)
-    raise_errors(too_long and f"{too_long} Backbone {backbone!r} has {resolved.max_sequence_length} position embeddings.")
+    positions = resolved.max_sequence_length
+    too_long = integer_error("sequence_length", sequence_length, maximum=positions)
+    raise_errors(too_long and f"{too_long} Backbone {backbone!r} has {positions} position embeddings.")
     if pooling is None:
         pooling = resolved.pooling or "cls"
-        source = "the checkpoint's 1_Pooling/config.json" if resolved.pooling else "BERT's default, the checkpoint names none"
+        source = "its 1_Pooling/config.json" if resolved.pooling else "BERT's [CLS] default: the checkpoint names none"
         _logger.info("Text classifier on %s: pooling=%r (%s).", resolved.spec, pooling, source)
     return TextClassifier(
-        resolved.model, num_classes, preprocessor=resolved.preprocessor, labels=_label_names(labels), dropout=dropout,
-        pooling=pooling,
+        resolved.model, num_classes, preprocessor=resolved.preprocessor, labels=labels, dropout=dropout, pooling=pooling
     )
 
 
@@ -302,6 +303,7 @@ def build_image_classifier(
     model = tftune.build_image_classifier("resnet50", num_classes=10, image_size=(64, 64), weights=None)
     ```
     """
+    labels = _label_names(labels)
     raise_errors(*_head_errors(num_classes, labels, dropout), image_size_error("image_size", image_size))
     resolved = resolve_backbone(backbone, weights=weights)
     if resolved.family != "resnet":
@@ -310,32 +312,31 @@ def build_image_classifier(
             f"{resolved.family} backbone. Use build_text_classifier for text."
         )
     return ImageClassifier(
-        resolved.model, num_classes, image_size=image_size, labels=_label_names(labels), dropout=dropout,
+        resolved.model, num_classes, image_size=image_size, labels=labels, dropout=dropout,
         **resolved.image_normalization,
     )
 
 
-def _head_errors(num_classes, labels, dropout) -> list[str | None]:
-    """The problems with the head's options, for `raise_errors`."""
+def _label_names(labels) -> list[str] | None:
+    return None if labels is None else [str(label) for label in labels]
+
+
+def _head_errors(num_classes, labels: list[str] | None, dropout) -> list[str | None]:
+    """The problems with the head's options (`labels` as `_label_names` gives them), for `raise_errors`."""
     errors = [integer_error("num_classes", num_classes, minimum=2)]
     # Dropout's rate 1 would divide by zero: [0, 1), which number_error's closed or open ranges cannot say.
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         errors.append(f"dropout must be a number in [0, 1); got {dropout!r}.")
-    names = _label_names(labels)
-    if names is not None:
-        if len(names) != num_classes:
+    if labels is not None:
+        if len(labels) != num_classes:
             errors.append(
-                f"labels has {len(names)} names ({names}) but num_classes={num_classes!r}; "
+                f"labels has {len(labels)} names ({labels}) but num_classes={num_classes!r}; "
                 f"give exactly one name per class."
             )
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            errors.append(f"labels must be distinct; {duplicates} appear more than once in {names}.")
+            errors.append(f"labels must be distinct; {duplicates} appear more than once in {labels}.")
     return errors
-
-
-def _label_names(labels) -> list[str] | None:
-    return None if labels is None else [str(label) for label in labels]
 
 
 _BUILDERS_BY_KIND = {"text": build_text_classifier, "image": build_image_classifier}
