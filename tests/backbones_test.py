@@ -25,6 +25,7 @@ def test_hugging_face_bert_directory(bert_dir):
         ["embeddings"] + [f"encoder_{index}" for index in range(6)] + ["pooler"]
     )
     _assert_groups_cover_every_trainable_weight(resolved.model, resolved.layer_groups)
+    assert resolved.pooling == "mean"  # sentence-transformers' 1_Pooling/config.json
     features = resolved.preprocessor(["a thoroughly enjoyable film", "dull"])
     assert {name: str(tensor.dtype.name) for name, tensor in features.items()} == {
         "token_ids": "int32",
@@ -41,6 +42,7 @@ def test_keras_hub_bert_preset_directory(bert_dir, tmp_path):
     source.model.save_to_preset(str(tmp_path))
     source.preprocessor.tokenizer.save_to_preset(str(tmp_path))
     resolved = tftune.resolve_backbone(str(tmp_path), sequence_length=8)
+    assert resolved.pooling is None  # a keras-hub preset does not say
     features = resolved.preprocessor(["the best film of the year"])
     np.testing.assert_array_equal(features["token_ids"], source.preprocessor(["the best film of the year"])["token_ids"])
     np.testing.assert_array_equal(resolved.model(features)["pooled_output"], source.model(features)["pooled_output"])
@@ -99,6 +101,11 @@ def test_hugging_face_directory_missing_files(bert_dir, tmp_path):
     shutil.copy(os.path.join(bert_dir, "config.json"), tmp_path)
     with pytest.raises(ValueError, match=r"lacks \['model.safetensors', 'vocab.txt'\]"):
         tftune.resolve_backbone(str(tmp_path))
+
+
+def test_bad_sequence_length():
+    with pytest.raises(ValueError, match="sequence_length must be an integer >= 1; got 0"):
+        tftune.resolve_backbone("no/such/backbone", sequence_length=0)
 
 
 def test_missing_weights_file():

