@@ -73,7 +73,9 @@ class Task:
 
 def make_task(name: str, args: argparse.Namespace) -> Task:
     kind, variant, _ = TASKS[name]
-    config = RecipeConfig.for_task(kind, epochs=args.epochs)
+    overrides = {key: getattr(args, key) for key in ("learning_rate", "head_learning_rate", "warmup_steps")
+                 if getattr(args, key) is not None}
+    config = RecipeConfig.for_task(kind, epochs=args.epochs, **overrides)
     if kind == "text":
         return Task(name, config, tftune.load_rotten_tomatoes(variant), None)
     digits = tftune.load_mnist_digits()
@@ -140,7 +142,7 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         lambda model: prepared.setdefault("data", pipelines(model)).train,
         lambda model: prepared["data"].validation,
         epochs=config.epochs,
-        unfreezing=tftune.GradualUnfreezing(schedule),
+        unfreezing=tftune.GradualUnfreezing(schedule, keep_batchnorm_frozen=config.task == "image" and pretrained),
         learning_rate=config.learning_rate,
         head_learning_rate=config.head_learning_rate,
         warmup_steps=config.warmup_steps,
@@ -210,6 +212,9 @@ def main() -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.2, help="stratified held-out fraction")
     parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")
     parser.add_argument("--source-epochs", type=int, default=3, help="mnist: epochs on the digits 0-4")
+    parser.add_argument("--learning-rate", type=float, help="override the recipe's backbone rate")
+    parser.add_argument("--head-learning-rate", type=float, help="override the recipe's head rate")
+    parser.add_argument("--warmup-steps", type=int, help="override the recipe's warm-up steps per stage")
     args = parser.parse_args()
 
     all_checks, tables = [], []

@@ -259,6 +259,7 @@ def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> builders.Mo
     options: dict = {"labels": list(label_names), "weights": config.weights}
     if config.task == "text":
         options["sequence_length"] = config.sequence_length
+        options["pooling"] = config.pooling
         backbone = config.backbone or offline_bert_backbone()
     else:
         options["image_size"] = tuple(config.image_size)
