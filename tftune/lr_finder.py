@@ -284,7 +284,7 @@ def _plot(learning_rates, losses, raw_losses, suggested: float, path: str) -> No
     lowest = min(losses)
     start = max(losses[: losses.index(lowest) + 1])
     span = max(start - lowest, 0.05 * abs(start), 1e-3)
-    axis.set_ylim(lowest - 0.5 * span, min(max(losses), start + 1.5 * span) + 0.1 * span)
+    axis.set_ylim(min(min(raw_losses), lowest) - 0.1 * span, min(max(losses), start + 1.5 * span) + 0.1 * span)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
