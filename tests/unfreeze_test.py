@@ -355,14 +355,27 @@ def _logged(caplog) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.getMessage().startswith("GradualUnfreezing")]
 
 
-def test_head_learning_rate_is_the_heads_and_the_backbone_keeps_its_layerwise_rates(small_resnet_preset):
+def test_head_learning_rate_holds_while_the_backbone_is_frozen(small_resnet_preset):
+    """The head trains at head_learning_rate in the head-only stage, then at the layer-wise rate with the backbone."""
     model = _image_model(small_resnet_preset)
+    unfreeze.freeze(model)
     unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=2e-2, layer_decay=0.5)
-    rates = {name: float(optimizer.learning_rate) for name, optimizer in unfreeze._group_optimizers(model).items()}
-    np.testing.assert_allclose(
-        [rates[name] for name in ("head", "stage_4", "stage_3", "stem")], [2e-2, 5e-4, 2.5e-4, 1e-3 * 0.5**5]
-    )
-    assert "learning_rate" in unfreeze.trainable_summary(model) and "0.02" in unfreeze.trainable_summary(model)
+
+    def rates():
+        groups = unfreeze._group_optimizers(model)
+        return [float(groups[name].learning_rate) for name in ("head", "stage_4", "stage_3", "stem")]
+
+    np.testing.assert_allclose(rates(), [2e-2, 5e-4, 2.5e-4, 1e-3 * 0.5**5])
+    assert "0.02" in unfreeze.trainable_summary(model)
+    unfreeze.unfreeze_top(model, 1)
+    np.testing.assert_allclose(rates(), [1e-3, 5e-4, 2.5e-4, 1e-3 * 0.5**5])
+    # The traced train step uses the stage's rate: one SGD-like step of the head moves it by the head-only rate.
+    images, labels = _image_data(8)
+    unfreeze.freeze(model)
+    before = model.get_layer("probabilities").kernel.numpy().copy()
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    first_step = np.abs(model.get_layer("probabilities").kernel.numpy() - before).max()
+    np.testing.assert_allclose(first_step, 2e-2, rtol=0.05)  # Adam's first step is lr * sign(gradient)
     with pytest.raises(ValueError, match="head_learning_rate must be a number > 0; got -1"):
         unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=-1)
 

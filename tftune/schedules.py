@@ -21,6 +21,11 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     `decay="constant"` it stays at the peak. ULMFiT's slanted triangular rate
     is `warmup_steps=0.1 * T, total_steps=T, decay="linear", final_ratio=1/32`.
 
+    `head_only_learning_rate` is the peak while `head_only` is set: tftune
+    sets it while the whole backbone is frozen, so a newly attached head
+    trains at a head-sized rate first, then at `peak_learning_rate` with the
+    backbone.
+
     Two clock settings let one schedule follow a fit made of stages
     (`GradualUnfreezing` sets them at boundaries; they are read when the
     train function is traced, which Keras does again at every boundary):
@@ -45,15 +50,23 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         total_steps: int | None = None,
         decay: str = "linear",
         final_ratio: float = 0.0,
+        head_only_learning_rate: float | None = None,
     ):
-        raise_errors(*schedule_errors(peak_learning_rate, warmup_steps, total_steps, decay, final_ratio))
+        raise_errors(
+            *schedule_errors(peak_learning_rate, warmup_steps, total_steps, decay, final_ratio),
+            None
+            if head_only_learning_rate is None
+            else number_error("head_only_learning_rate", head_only_learning_rate, minimum=0, exclusive=True),
+        )
         self.peak_learning_rate = float(peak_learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = None if total_steps is None else int(total_steps)
         self.decay = decay
         self.final_ratio = float(final_ratio)
+        self.head_only_learning_rate = None if head_only_learning_rate is None else float(head_only_learning_rate)
         self.step_offset = 0
         self.stage_start = 0
+        self.head_only = False
 
     def restart(self, step: int) -> None:
         """Start a new warm-up at the fit's `step`, then decay from its peak to `total_steps`."""
@@ -73,7 +86,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 shape = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
             decayed = self.final_ratio + (1.0 - self.final_ratio) * shape
             rate = keras.ops.where(step < self.warmup_steps, rate, decayed)
-        return self.peak_learning_rate * rate
+        peak = self.head_only_learning_rate if self.head_only and self.head_only_learning_rate else self.peak_learning_rate
+        return peak * rate
 
     def get_config(self) -> dict:
         return {
@@ -82,6 +96,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "decay": self.decay,
             "final_ratio": self.final_ratio,
+            "head_only_learning_rate": self.head_only_learning_rate,
         }
 
 

@@ -208,10 +208,11 @@ def compile_for_unfreezing(
     Every layer group gets its own copy of `optimizer` ("adam", "adamw",
     "sgd", or an Adam / AdamW / SGD instance whose settings are copied), with
     a `WarmupDecay` rate `learning_rate * layer_decay**k` for group k from the
-    top (head k=0; `layer_decay=None` means 1, ULMFiT uses 1/2.6), except that
-    `head_learning_rate`, when given, is the head's rate: newly attached layers
-    want a much larger rate than pretrained ones (fastai's `fine_tune`,
-    Lightning's `BackboneFinetuning`). They are named `group_<group name>` and
+    top (head k=0; `layer_decay=None` means 1, ULMFiT uses 1/2.6).
+    `head_learning_rate`, when given, is the head's rate while the whole
+    backbone is frozen (the head-only stage): a newly attached head wants a
+    much larger rate than pretrained layers (fastai's `fine_tune`); once
+    backbone groups train, the head trains with them at `learning_rate`. They are named `group_<group name>` and
     routed by variable path through one `keras.optimizers.MultiOptimizer`
     (wrapped in a `LossScaleOptimizer` under mixed_float16, as Keras does),
     built now, inside the model's distribution strategy, over every weight
@@ -243,9 +244,8 @@ def compile_for_unfreezing(
         per_group = {}
         for depth, group in enumerate(reversed(groups)):
             rate = learning_rate * (layer_decay if layer_decay is not None else 1.0) ** depth
-            if group.name == HEAD and head_learning_rate is not None:
-                rate = head_learning_rate
-            schedule = WarmupDecay(rate, warmup_steps, total_steps, decay, final_ratio)
+            head_only_rate = head_learning_rate if group.name == HEAD else None
+            schedule = WarmupDecay(rate, warmup_steps, total_steps, decay, final_ratio, head_only_rate)
             per_group[group.name] = optimizer_class(
                 learning_rate=schedule, name=_GROUP_OPTIMIZER_PREFIX + group.name, **optimizer_config
             )
@@ -455,6 +455,11 @@ def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batc
 
 def _track_trainable(model: keras.Model) -> None:
     """Point a compile_for_unfreezing optimizer at the current trainable weights; re-create the train function."""
+    backbone_frozen = all(_trainable_state(group) == "no" for group in layer_groups(model)[:-1])
+    for group_optimizer in _group_optimizers(model).values():
+        schedule = _group_schedule(group_optimizer)
+        if schedule is not None:
+            schedule.head_only = backbone_frozen
     multi_optimizer = _multi_optimizer(model)
     if multi_optimizer is not None and multi_optimizer.built:
         # MultiOptimizer.apply insists on the exact variable list it was built
