@@ -108,11 +108,13 @@ def _counts(labels: np.ndarray, label_names) -> dict[str, int]:
     return {name: int(count) for name, count in zip(label_names, counts)}
 
 
-def _check_label_names(label_names) -> None:
+def _label_names_error(label_names) -> str | None:
+    """The problem with `label_names` as a user's list of class names (None: from the data), or None."""
     if label_names is not None and (
         isinstance(label_names, str) or len(set(label_names)) != len(label_names) or len(label_names) < 2
     ):
-        raise ValueError(f"label_names must be a list of 2 or more distinct names; got {label_names!r}.")
+        return f"label_names must be a list of 2 or more distinct names; got {label_names!r}."
+    return None
 
 
 def _is_missing(label, label_names) -> bool:

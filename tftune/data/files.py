@@ -125,7 +125,7 @@ def _jsonl_table(path: str, text: str) -> _TextTable:
         if not content.strip():
             continue
         try:
-            row = json.loads(content)
+            row = json.loads(content.rstrip("\r\n"))
         except json.JSONDecodeError as error:
             raise ValueError(
                 f"{path} line {line}, column {error.colno}: not valid JSON ({error.msg}). Each line of a .jsonl "

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from tftune._validation import integer_error, number_error, raise_errors
+from tftune.data.examples import _label_names_error
 from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS, _encoding_error
 from tftune.data.sources import _describe, _read_images, _read_texts
 from tftune.data.splitting import DataSplits, _split_examples
@@ -78,7 +79,7 @@ def load_text_splits(
     splits.class_counts["validation"]  # {'neg': 2, 'pos': 2}
     ```
     """
-    _check_options(validation_fraction, max_examples, seed, encoding)
+    _check_options(label_names, validation_fraction, max_examples, seed, encoding)
     if _is_tfds_source(source, TEXT_FILE_EXTENSIONS):
         builder = _tfds_builder(source, data_dir, download)
         text_key = _feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
@@ -154,7 +155,7 @@ def load_image_splits(
     splits.train_size, splits.validation_size  # (16, 4)
     ```
     """
-    _check_options(validation_fraction, max_examples, seed)
+    _check_options(label_names, validation_fraction, max_examples, seed)
     skipped = []
     if _is_tfds_source(source, IMAGE_FILE_EXTENSIONS):
         builder = _tfds_builder(source, data_dir, download)
@@ -186,8 +187,9 @@ def load_image_splits(
     return splits
 
 
-def _check_options(validation_fraction, max_examples, seed, encoding: str = "utf-8") -> None:
+def _check_options(label_names, validation_fraction, max_examples, seed, encoding: str = "utf-8") -> None:
     raise_errors(
+        _label_names_error(label_names),
         number_error("validation_fraction", validation_fraction, minimum=0, maximum=1, exclusive=True),
         None if max_examples is None else integer_error("max_examples", max_examples, minimum=1),
         integer_error("seed", seed, minimum=0, maximum=2**32 - 1),

@@ -11,7 +11,6 @@ from tftune.data.examples import (
     MISSING_LABELS,
     LabeledImages,
     LabeledTexts,
-    _check_label_names,
     _encode_labels,
     _is_missing,
 )
@@ -30,7 +29,6 @@ def _read_texts(
     source, text_key: str, label_key: str, label_names, *, encoding: str = "utf-8", drop_missing_labels: bool = False
 ) -> LabeledTexts:
     """A text file, `(texts, labels)` lists or `LabeledTexts` as `LabeledTexts`."""
-    _check_label_names(label_names)
     where = _describe(source)
     lines = None
     if isinstance(source, LabeledTexts):
@@ -69,7 +67,6 @@ def _read_texts(
 
 def _read_images(source, label_names, strict: bool, *, drop_missing_labels: bool = False):
     """A `LabeledImages` or `_ImageFiles`, and the paths of unreadable files that were skipped."""
-    _check_label_names(label_names)
     where = _describe(source)
     if isinstance(source, (str, os.PathLike)):
         return _read_image_folder(os.fspath(source), label_names, strict)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import LabeledTexts, _check_label_names
+from tftune.data.examples import LabeledTexts
 
 _logger = logging.getLogger(__name__)
 
@@ -127,7 +127,6 @@ def _feature_key(builder, kind: str, key: str | None, argument: str, preference:
 
 
 def _tfds_label_names(builder, label_key: str, label_names) -> list[str]:
-    _check_label_names(label_names)
     names = list(builder.info.features[label_key].names)
     if label_names is None:
         return names
