@@ -94,7 +94,8 @@ def test_quoted_fields_with_commas_and_newlines_are_fine(tmp_path):
 
 
 def test_non_utf8_file_names_file_line_and_encoding_option(tmp_path):
-    content = ("text,label\n" + "\n".join(ROWS[:4]) + "\ncafé crème,pos\n" + "\n".join(ROWS[4:]) + "\n").encode("latin-1")
+    content = "text,label\n" + "\n".join(ROWS[:4]) + "\ncafé crème,pos\n" + "\n".join(ROWS[4:]) + "\n"
+    content = content.encode("latin-1")
     path = _write(tmp_path, "latin.csv", content)
     with pytest.raises(ValueError) as error:
         _load(path)

@@ -63,7 +63,9 @@ def _read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
     text = _decoded(path, encoding)
     if not text.strip():
         size = os.path.getsize(path)
-        layout = "one JSON object per line" if extension == ".jsonl" else "a header line (e.g. text,label), then one row per line"
+        layout = "one JSON object per line"
+        if extension != ".jsonl":
+            layout = "a header line (e.g. text,label), then one row per line"
         raise ValueError(f"{path} is empty ({size} bytes): a {extension} file needs {layout}.")
     table = _jsonl_table(path, text) if extension == ".jsonl" else _delimited_table(path, text, extension)
     if not table.rows:

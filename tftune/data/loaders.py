@@ -87,25 +87,31 @@ def load_text_splits(
         names = _tfds_label_names(builder, label_key, label_names)
         validation_split = _tfds_validation_split(builder, validation)
         train = _read_tfds_texts(builder, train_split, text_key, label_key, names)
-        held_out = None if validation_split is None else _read_tfds_texts(
-            builder, validation_split, text_key, label_key, names
-        )
+        held_out = None
+        if validation_split is not None:
+            held_out = _read_tfds_texts(builder, validation_split, text_key, label_key, names)
         name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
     else:
 
         def read(texts, names):
-            return _read_texts(
-                texts, text_key or "text", label_key or "label", names,
-                encoding=encoding, drop_missing_labels=drop_missing_labels,
-            )
+            options = {"encoding": encoding, "drop_missing_labels": drop_missing_labels}
+            return _read_texts(texts, text_key or "text", label_key or "label", names, **options)
 
         train = read(source, label_names)
         names = train.label_names
         held_out = None if validation is None else read(validation, names)
         name, held_out_source, what = _describe(source), _describe(validation), "the training data"
     splits = _split_examples(
-        "text", name, names, train, held_out, held_out_source=held_out_source, what=what,
-        validation_fraction=validation_fraction, max_examples=max_examples, seed=seed,
+        "text",
+        name,
+        names,
+        train,
+        held_out,
+        held_out_source=held_out_source,
+        what=what,
+        validation_fraction=validation_fraction,
+        max_examples=max_examples,
+        seed=seed,
     )
     if verbose:
         _logger.info("tftune: %s", splits.summary())
@@ -164,9 +170,9 @@ def load_image_splits(
         names = _tfds_label_names(builder, label_key, label_names)
         validation_split = _tfds_validation_split(builder, validation)
         train = _read_tfds_images(builder, train_split, image_key, label_key, names)
-        held_out = None if validation_split is None else _read_tfds_images(
-            builder, validation_split, image_key, label_key, names
-        )
+        held_out = None
+        if validation_split is not None:
+            held_out = _read_tfds_images(builder, validation_split, image_key, label_key, names)
         name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
     else:
         train, skipped = _read_images(source, label_names, strict, drop_missing_labels=drop_missing_labels)
@@ -179,8 +185,17 @@ def load_image_splits(
             skipped = skipped + skipped_validation
         name, held_out_source, what = _describe(source), _describe(validation), "the training data"
     splits = _split_examples(
-        "image", name, names, train, held_out, held_out_source=held_out_source, what=what,
-        validation_fraction=validation_fraction, max_examples=max_examples, seed=seed, skipped_files=skipped,
+        "image",
+        name,
+        names,
+        train,
+        held_out,
+        held_out_source=held_out_source,
+        what=what,
+        validation_fraction=validation_fraction,
+        max_examples=max_examples,
+        seed=seed,
+        skipped_files=skipped,
     )
     if verbose:
         _logger.info("tftune: %s", splits.summary())
