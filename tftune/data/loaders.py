@@ -1,0 +1,212 @@
+"""`load_text_splits` / `load_image_splits`: read any source, then split it along one shared path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from tftune._validation import integer_error, number_error, raise_errors
+from tftune.data.examples import _label_names_error
+from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS, _encoding_error
+from tftune.data.sources import _describe, _read_images, _read_texts
+from tftune.data.splitting import DataSplits, _split_examples
+from tftune.data.tfds_sources import (
+    TEXT_KEY_PREFERENCE,
+    _feature_key,
+    _is_tfds_source,
+    _read_tfds_images,
+    _read_tfds_texts,
+    _tfds_builder,
+    _tfds_label_names,
+    _tfds_validation_split,
+)
+
+_logger = logging.getLogger(__name__)
+
+
+def load_text_splits(
+    source,
+    *,
+    validation=None,
+    text_key: str | None = None,
+    label_key: str | None = None,
+    label_names: Sequence[str] | None = None,
+    data_dir: str | None = None,
+    train_split: str = "train",
+    validation_fraction: float = 0.1,
+    max_examples: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    encoding: str = "utf-8",
+    drop_missing_labels: bool = False,
+    verbose: bool = True,
+) -> DataSplits:
+    """Labeled texts from tfds, a CSV/TSV/JSONL file or Python lists, split into train / validation.
+
+    `source` is one of:
+    - a tfds name (`"glue/sst2"`, `"imdb_reviews"`, `"ag_news_subset"`) or a
+      `tfds.core.DatasetBuilder`; read from `data_dir`, never downloaded unless
+      `download=True`. `text_key` / `label_key` default to the dataset's Text /
+      ClassLabel features, `label_names` to the ClassLabel names.
+    - a `.csv`, `.tsv` or `.jsonl` file with a header / keys, read with
+      `encoding`; `text_key` (default "text") and `label_key` (default
+      "label") name the columns. Errors name the file and line.
+    - `(texts, labels)` lists, or a `LabeledTexts`.
+
+    Labels are strings (matched against `label_names`, default: sorted unique
+    labels; surrounding whitespace in files is ignored) or integers (indices
+    into `label_names`, default "0".."N-1"). Empty, whitespace, "NaN",
+    "None", "null" (any case) and None labels are missing: an error naming
+    the lines, or left out (with a warning saying how many) when
+    `drop_missing_labels=True`.
+    `validation` is a tfds split name, or a second source of the same kind as
+    `source`; by default the dataset's own validation split ("validation",
+    "valid", "val", "dev") when it has one, else a stratified
+    `validation_fraction` of the training examples chosen with `seed`.
+    `max_examples` keeps a seeded random subset of that many training-source
+    examples (before any validation hold-out; a separate validation split is
+    kept whole), for quick runs. The summary is logged (INFO) when `verbose`.
+
+    Example:
+
+    ```python
+    import os, tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "reviews.csv")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("review,sentiment\\n" + "great,pos\\nawful,neg\\nsuperb,pos\\ndull,neg\\n" * 3)
+    splits = tftune.load_text_splits(path, text_key="review", label_key="sentiment", validation_fraction=0.25)
+    splits.class_counts["validation"]  # {'neg': 2, 'pos': 2}
+    ```
+    """
+    _check_options(label_names, validation_fraction, max_examples, seed, encoding)
+    if _is_tfds_source(source, TEXT_FILE_EXTENSIONS):
+        builder = _tfds_builder(source, data_dir, download)
+        text_key = _feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
+        label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
+        names = _tfds_label_names(builder, label_key, label_names)
+        validation_split = _tfds_validation_split(builder, validation)
+        train = _read_tfds_texts(builder, train_split, text_key, label_key, names)
+        held_out = None
+        if validation_split is not None:
+            held_out = _read_tfds_texts(builder, validation_split, text_key, label_key, names)
+        name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
+    else:
+
+        def read(texts, names):
+            options = {"encoding": encoding, "drop_missing_labels": drop_missing_labels}
+            return _read_texts(texts, text_key or "text", label_key or "label", names, **options)
+
+        train = read(source, label_names)
+        names = train.label_names
+        held_out = None if validation is None else read(validation, names)
+        name, held_out_source, what = _describe(source), _describe(validation), "the training data"
+    splits = _split_examples(
+        "text",
+        name,
+        names,
+        train,
+        held_out,
+        held_out_source=held_out_source,
+        what=what,
+        validation_fraction=validation_fraction,
+        max_examples=max_examples,
+        seed=seed,
+    )
+    if verbose:
+        _logger.info("tftune: %s", splits.summary())
+    return splits
+
+
+def load_image_splits(
+    source,
+    *,
+    validation=None,
+    image_key: str | None = None,
+    label_key: str | None = None,
+    label_names: Sequence[str] | None = None,
+    data_dir: str | None = None,
+    train_split: str = "train",
+    validation_fraction: float = 0.1,
+    max_examples: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    strict: bool = False,
+    drop_missing_labels: bool = False,
+    verbose: bool = True,
+) -> DataSplits:
+    """Labeled images from tfds, a folder of class subfolders or NumPy arrays, split into train / validation.
+
+    `source` is one of:
+    - a tfds name (`"tf_flowers"`, `"cifar10"`, `"oxford_flowers102"`) or a
+      `tfds.core.DatasetBuilder` (e.g. `tfds.folder_dataset.ImageFolder`);
+      read from `data_dir`, never downloaded unless `download=True`.
+      `image_key` / `label_key` default to the dataset's Image / ClassLabel
+      features. Images are decoded only for the examples kept.
+    - a folder with one subfolder per class holding JPEG/PNG/BMP/GIF files.
+      Every file is decoded once up front: unreadable files are skipped and
+      counted (`strict=True`: an error listing them instead).
+    - `(images, labels)` NumPy arrays (`[N, H, W, 3 or 1]`, 0..255), or a `LabeledImages`.
+
+    Labels, missing labels (`drop_missing_labels`, for label arrays),
+    `label_names`, `validation` and `max_examples` work as in
+    `load_text_splits`. Grayscale images become RGB.
+
+    Example:
+
+    ```python
+    images = np.random.RandomState(0).randint(0, 256, size=(20, 32, 32, 3))
+    labels = ["cat", "dog"] * 10
+    splits = tftune.load_image_splits((images, labels), validation_fraction=0.2)
+    splits.train_size, splits.validation_size  # (16, 4)
+    ```
+    """
+    _check_options(label_names, validation_fraction, max_examples, seed)
+    skipped = []
+    if _is_tfds_source(source, IMAGE_FILE_EXTENSIONS):
+        builder = _tfds_builder(source, data_dir, download)
+        image_key = _feature_key(builder, "Image", image_key, "image_key")
+        label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
+        names = _tfds_label_names(builder, label_key, label_names)
+        validation_split = _tfds_validation_split(builder, validation)
+        train = _read_tfds_images(builder, train_split, image_key, label_key, names)
+        held_out = None
+        if validation_split is not None:
+            held_out = _read_tfds_images(builder, validation_split, image_key, label_key, names)
+        name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
+    else:
+        train, skipped = _read_images(source, label_names, strict, drop_missing_labels=drop_missing_labels)
+        names = train.label_names
+        held_out = None
+        if validation is not None:
+            held_out, skipped_validation = _read_images(
+                validation, names, strict, drop_missing_labels=drop_missing_labels
+            )
+            skipped = skipped + skipped_validation
+        name, held_out_source, what = _describe(source), _describe(validation), "the training data"
+    splits = _split_examples(
+        "image",
+        name,
+        names,
+        train,
+        held_out,
+        held_out_source=held_out_source,
+        what=what,
+        validation_fraction=validation_fraction,
+        max_examples=max_examples,
+        seed=seed,
+        skipped_files=skipped,
+    )
+    if verbose:
+        _logger.info("tftune: %s", splits.summary())
+    return splits
+
+
+def _check_options(label_names, validation_fraction, max_examples, seed, encoding: str = "utf-8") -> None:
+    raise_errors(
+        _label_names_error(label_names),
+        number_error("validation_fraction", validation_fraction, minimum=0, maximum=1, exclusive=True),
+        None if max_examples is None else integer_error("max_examples", max_examples, minimum=1),
+        integer_error("seed", seed, minimum=0, maximum=2**32 - 1),
+        _encoding_error(encoding),
+    )
