@@ -2,6 +2,8 @@
 
 The exports are session-scoped: the four models are exported once for all
 the export test files, and served once in a fresh TensorFlow-only process.
+The test files import the helpers before pytest sees `pytest_plugins`, so
+this module checks with explicit raises: PYTEST_DONT_REWRITE.
 """
 
 import base64
@@ -126,7 +128,8 @@ def image_model(small_resnet_preset):
 def mirrored_model(small_resnet_preset):
     """A small ResNet trained for two steps under a 2-replica MirroredStrategy."""
     strategy = tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1"))
-    assert strategy.num_replicas_in_sync == 2
+    if strategy.num_replicas_in_sync != 2:
+        raise RuntimeError(f"expected 2 CPU replicas (tests/conftest.py); got {strategy.num_replicas_in_sync}")
     with strategy.scope():
         model = image_model_from(small_resnet_preset)
         images = np.random.RandomState(2).uniform(0, 255, size=(8, 64, 64, 3)).astype("float32")
@@ -140,7 +143,8 @@ def mixed_precision_model(small_resnet_preset):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = image_model_from(small_resnet_preset)
-        assert model.dtype_policy.compute_dtype == "float16"
+        if model.dtype_policy.compute_dtype != "float16":
+            raise RuntimeError(f"mixed_float16 did not apply: {model.dtype_policy}")
         images = np.random.RandomState(3).uniform(0, 255, size=(8, 64, 64, 3)).astype("float32")
         _fit_briefly(model, images, np.array([2, 1, 0, 2, 1, 0, 2, 1]))
     finally:
@@ -185,6 +189,7 @@ def served(exports, text_model, texts):
     process = subprocess.run(
         [sys.executable, "-c", _SERVE_SCRIPT], input=json.dumps(request), capture_output=True, text=True
     )
-    assert process.returncode == 0, process.stderr[-3000:]
+    if process.returncode != 0:
+        raise RuntimeError(f"serving the exports failed:\n{process.stderr[-3000:]}")
     answer = json.loads(process.stdout.strip().splitlines()[-1])
     return {"unregistered": answer["unregistered"], **dict(zip(jobs, answer["results"]))}
