@@ -39,6 +39,9 @@ def test_metadata_and_label_asset_describe_the_export(exports):
     assert metadata["custom_ops"] == text.custom_ops.to_json()
     assert (metadata["name"], metadata["version"], metadata["kind"]) == ("reviews", 1, "text")
     assert metadata["labels"] == TEXT_LABELS and metadata["signatures"] == text.signatures
+    assert metadata["image_size"] is None
+    with open(os.path.join(exports["image"].path, export.METADATA_FILE)) as metadata_file:
+        assert json.load(metadata_file)["image_size"] == [64, 64]
     with open(os.path.join(text.path, "assets", export.LABELS_ASSET)) as labels_file:
         assert labels_file.read().splitlines() == TEXT_LABELS
 
@@ -63,7 +66,9 @@ def test_warmup_requests_are_prediction_logs_the_signatures_accept(exports, kind
         requests.append((request.model_spec.signature_name, outputs["probabilities"].shape[0]))
     batch = 3 if kind == "text" else 2
     tensor_signature = export.TENSOR_SIGNATURES[kind]
-    assert requests == [("serving_default", 1), ("serving_default", batch), (tensor_signature, 1), (tensor_signature, batch)]
+    assert requests == [
+        ("serving_default", 1), ("serving_default", batch), (tensor_signature, 1), (tensor_signature, batch)
+    ]
 
 
 @pytest.mark.slow

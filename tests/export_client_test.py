@@ -1,4 +1,4 @@
-"""The SavedModel client: load_serving_model / predict_from_saved_model on real exports, and inputs of the wrong kind."""
+"""The SavedModel client: load_serving_model / predict_from_saved_model on real exports, inputs of the wrong kind."""
 
 import os
 
@@ -24,6 +24,7 @@ def pet_photo(tmp_path):
 def test_serving_model_probabilities_equal_the_keras_models(exports, text_model, image_model, texts):
     served = tftune.load_serving_model(os.path.dirname(exports["text"].path))
     assert (served.path, served.kind, served.version, served.labels) == (exports["text"].path, "text", 1, TEXT_LABELS)
+    assert served.image_size is None
     expected = keras_text_probabilities(text_model, texts)
     # 6 texts in batches of 4: two calls of serving_default (the second partial), tokenized in the graph.
     probabilities = served.predict_probabilities(texts, batch_size=4)
@@ -32,7 +33,7 @@ def test_serving_model_probabilities_equal_the_keras_models(exports, text_model,
     np.testing.assert_allclose(served.predict_probabilities(np.array(texts)), expected, atol=1e-5)
 
     served = tftune.load_serving_model(exports["image"].path)
-    assert (served.kind, served.version, served.labels) == ("image", 1, IMAGE_LABELS)
+    assert (served.kind, served.version, served.labels, served.image_size) == ("image", 1, IMAGE_LABELS, (64, 64))
     # 80x100 photos and a 64x64 one; the graph resizes like the model's Resizing layer.
     photos = np.stack([decoded(item) for item in image_bytes()])
     square = np.random.RandomState(4).uniform(0, 255, (3, 64, 64, 3)).astype("float32")

@@ -1,4 +1,4 @@
-"""What a model server needs beside the graph: warm-up requests, export metadata, models.config, the custom-op report."""
+"""Serving assets: what a model server needs beside the graph (warm-up, metadata, models.config, custom-op report)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def custom_op_report(saved_model_dir: str | os.PathLike) -> CustomOpReport:
     model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
     result = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     sorted(tftune.custom_op_report(result.path).custom_ops)
-    # ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'NormalizeUTF8', 'RegexSplitWithOffsets']
+    # ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'RegexSplitWithOffsets']
     ```
     """
     from tensorflow.core.protobuf import saved_model_pb2

@@ -13,12 +13,13 @@ import tensorflow as tf
 from tftune._validation import integer_error, raise_errors
 from tftune.export._layout import LABELS_ASSET, version_dir
 from tftune.export.assets import _read_metadata
-from tftune.export.signatures import IMAGE_BYTES_INPUT, IMAGES_SIGNATURE, SERVING_DEFAULT, TEXT_INPUT, RAW_INPUTS
+from tftune.export.signatures import IMAGE_BYTES_INPUT, IMAGES_SIGNATURE, RAW_INPUTS, SERVING_DEFAULT, TEXT_INPUT
 
 _logger = logging.getLogger(__name__)
 
 # The first bytes of the formats tf.io.decode_image reads.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+_KIND_NAMES = {"text": "a text model", "image": "an image model"}
 # Per kind: what an entry point takes, and the short name of it.
 _PROBABILITY_INPUTS = {
     "text": ("raw texts (a list of strings)", "texts"),
@@ -61,7 +62,9 @@ class ServingModel:
     """An exported tftune SavedModel loaded with TensorFlow alone: its labels, kind, version, and predictions.
 
     Build one with `tftune.load_serving_model`. No Keras or tftune object is
-    rebuilt: the graph runs as TF Serving runs it.
+    rebuilt: the graph runs as TF Serving runs it. `image_size` is the
+    (height, width) an image model resizes to (None for text models); images
+    of any size can be given.
 
     Example:
 
@@ -69,20 +72,24 @@ class ServingModel:
     model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None, labels=["a", "b", "c"])
     tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
     served = tftune.load_serving_model("saved_models/flowers")
-    served.kind, served.version, served.labels  # ('image', 1, ['a', 'b', 'c'])
+    served.kind, served.version, served.labels, served.image_size  # ('image', 1, ['a', 'b', 'c'], (64, 64))
     served.predict_probabilities(np.zeros((2, 64, 64, 3), "float32")).shape  # (2, 3)
     ```
     """
 
-    def __init__(self, path: str, kind: str, version: int, labels: list[str], loaded):
+    def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, loaded):
         self.path = path
         self.kind = kind
         self.version = version
         self.labels = labels
+        self.image_size = None if image_size is None else tuple(image_size)
         self._loaded = loaded
 
     def __repr__(self) -> str:
-        return f"ServingModel(path={self.path!r}, kind={self.kind!r}, version={self.version}, labels={self.labels})"
+        return (
+            f"ServingModel(path={self.path!r}, kind={self.kind!r}, version={self.version}, labels={self.labels}, "
+            f"image_size={self.image_size})"
+        )
 
     def predict_probabilities(self, inputs, batch_size: int = 32) -> np.ndarray:
         """Class probabilities `[n, len(labels)]` for raw texts (text model) or float images `[n, h, w, 3]` 0..255.
@@ -122,8 +129,8 @@ class ServingModel:
         other = "image" if self.kind == "text" else "text"
         (takes, noun), other_noun = expected[self.kind], expected[other][1]
         return (
-            f"{self.path!r} is a {self.kind} model: it takes {takes}; got {got}. "
-            f"Pass {noun}, or use a {other} model's export for {other_noun}."
+            f"{self.path!r} is {_KIND_NAMES[self.kind]}: it takes {takes}; got {got}. "
+            f"Pass {noun}, or use {_KIND_NAMES[other]}'s export for {other_noun}."
         )
 
 
@@ -153,7 +160,7 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     name = os.path.basename(os.path.normpath(saved_model_dir))
     version = int(name) if name.isdigit() else int(metadata["version"])
     _logger.info("Loaded %s model %s (version %d, %d classes)", metadata["kind"], saved_model_dir, version, len(labels))
-    return ServingModel(saved_model_dir, metadata["kind"], version, labels, loaded)
+    return ServingModel(saved_model_dir, metadata["kind"], version, labels, metadata.get("image_size"), loaded)
 
 
 def predict_from_saved_model(

@@ -185,6 +185,7 @@ def export_saved_model(
                 "version": version,
                 "kind": model.kind,
                 "labels": labels,
+                "image_size": list(model.image_size) if model.kind == "image" else None,
                 "signatures": signatures,
                 "custom_ops": report.to_json(),
             },
@@ -232,7 +233,10 @@ def _labels_error(model) -> str | None:
             "Set labels when building (labels=[...])."
         )
     if len(labels) != model.num_classes:
-        return f"The model has {model.num_classes} classes but {len(labels)} labels ({labels}); give one name per class."
+        return (
+            f"The model has {model.num_classes} classes but {len(labels)} labels ({labels}); "
+            f"give one name per class."
+        )
     bad = [label for label in labels if "\n" in label or "\r" in label]
     if bad:
         return f"Labels {bad} contain line breaks; the label asset holds one label per line: rename those classes."

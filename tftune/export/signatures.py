@@ -79,7 +79,7 @@ class _ServingModule(tf.Module):
 
 
 def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
-    """Write `model` as a SavedModel with its signatures to `export_dir`; return each signature's input / output specs."""
+    """Write `model` as a SavedModel with its signatures to `export_dir`; return each signature's specs."""
     with tempfile.TemporaryDirectory() as labels_dir:
         labels_path = os.path.join(labels_dir, LABELS_ASSET)
         with open(labels_path, "w", encoding="utf-8") as labels_file:
