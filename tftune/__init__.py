@@ -38,9 +38,12 @@ from tftune.export import (  # noqa: E402
     CustomOpReport,
     ExportResult,
     Prediction,
+    ServingModel,
     custom_op_report,
     export_from_file,
     export_saved_model,
+    load_keras_model,
+    load_serving_model,
     predict_from_saved_model,
     write_models_config,
 )

@@ -1,0 +1,240 @@
+"""The SavedModel client: load an export with TensorFlow alone and run its signatures, as a model server would."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tftune._validation import integer_error, raise_errors
+from tftune.export._layout import LABELS_ASSET, version_dir
+from tftune.export.assets import _read_metadata
+from tftune.export.signatures import IMAGE_BYTES_INPUT, IMAGES_SIGNATURE, RAW_INPUTS, SERVING_DEFAULT, TEXT_INPUT
+
+_logger = logging.getLogger(__name__)
+
+# The first bytes of the formats tf.io.decode_image reads.
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+_KIND_NAMES = {"text": "a text model", "image": "an image model"}
+# Per kind: what an entry point takes, and the short name of it.
+_PROBABILITY_INPUTS = {
+    "text": ("raw texts (a list of strings)", "texts"),
+    "image": ("float images [n, height, width, 3], RGB 0..255", "images"),
+}
+_PREDICT_INPUTS = {
+    "text": (f"texts, fed to its '{SERVING_DEFAULT}' signature (input '{TEXT_INPUT}')", "texts"),
+    "image": (
+        f"JPEG / PNG / GIF / BMP file paths, whose bytes feed its '{SERVING_DEFAULT}' signature "
+        f"(input '{IMAGE_BYTES_INPUT}')",
+        "image files",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One served prediction: the input, its label, class id and probability.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
+    for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film"]):
+        print(prediction)  # fresh  0.5731  a fine film
+    ```
+    """
+
+    input: str
+    label: str
+    class_id: int
+    probability: float
+
+    def __str__(self) -> str:
+        return f"{self.label}\t{self.probability:.4f}\t{self.input}"
+
+
+class ServingModel:
+    """An exported tftune SavedModel loaded with TensorFlow alone: its labels, kind, version, and predictions.
+
+    Build one with `tftune.load_serving_model`. No Keras or tftune object is
+    rebuilt: the graph runs as TF Serving runs it. `image_size` is the
+    (height, width) an image model resizes to (None for text models); images
+    of any size can be given.
+
+    Example:
+
+    ```python
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None, labels=["a", "b", "c"])
+    tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
+    served = tftune.load_serving_model("saved_models/flowers")
+    served.kind, served.version, served.labels, served.image_size  # ('image', 1, ['a', 'b', 'c'], (64, 64))
+    served.predict_probabilities(np.zeros((2, 64, 64, 3), "float32")).shape  # (2, 3)
+    ```
+    """
+
+    def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, loaded):
+        self.path = path
+        self.kind = kind
+        self.version = version
+        self.labels = labels
+        self.image_size = None if image_size is None else tuple(image_size)
+        self._loaded = loaded
+
+    def __repr__(self) -> str:
+        return (
+            f"ServingModel(path={self.path!r}, kind={self.kind!r}, version={self.version}, labels={self.labels}, "
+            f"image_size={self.image_size})"
+        )
+
+    def predict_probabilities(self, inputs, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities `[n, len(labels)]` for raw texts (text model) or float images `[n, h, w, 3]` 0..255.
+
+        Texts run through `serving_default` (tokenized in the graph), images
+        through `serve_images` (resized in the graph), `batch_size` at a time.
+        """
+        raise_errors(integer_error("batch_size", batch_size, minimum=1))
+        if self.kind == "text":
+            signature, values = SERVING_DEFAULT, self._texts(inputs)
+        else:
+            signature, values = IMAGES_SIGNATURE, self._images(inputs)
+        return self._probabilities(signature, values, batch_size)
+
+    def _texts(self, inputs) -> np.ndarray:
+        texts = np.asarray([inputs] if isinstance(inputs, str) else inputs, dtype=object)
+        if texts.ndim != 1 or not all(isinstance(text, str) for text in texts):
+            raise ValueError(self._wrong_inputs(_PROBABILITY_INPUTS, _describe(inputs)))
+        return texts.astype(str)
+
+    def _images(self, inputs) -> np.ndarray:
+        images = np.asarray(inputs)
+        if images.dtype.kind not in "fiu" or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(self._wrong_inputs(_PROBABILITY_INPUTS, _describe(inputs)))
+        return images.astype("float32")
+
+    def _probabilities(self, signature: str, values: np.ndarray, batch_size: int) -> np.ndarray:
+        function = self._loaded.signatures[signature]
+        (input_name,) = function.structured_input_signature[1]
+        batches = [
+            function(**{input_name: tf.constant(values[start : start + batch_size])})["probabilities"].numpy()
+            for start in range(0, len(values), batch_size)
+        ]
+        return np.concatenate(batches) if batches else np.zeros((0, len(self.labels)), "float32")
+
+    def _wrong_inputs(self, expected: dict[str, tuple[str, str]], got: str) -> str:
+        other = "image" if self.kind == "text" else "text"
+        (takes, noun), other_noun = expected[self.kind], expected[other][1]
+        return (
+            f"{self.path!r} is {_KIND_NAMES[self.kind]}: it takes {takes}; got {got}. "
+            f"Pass {noun}, or use {_KIND_NAMES[other]}'s export for {other_noun}."
+        )
+
+
+def load_serving_model(path: str | os.PathLike) -> ServingModel:
+    """Load an exported model (`saved_models/<name>` = its newest version, or `saved_models/<name>/<version>`).
+
+    Loads with `tf.saved_model.load` (TF Text's ops registered for text
+    models); labels come from the `labels.txt` asset, the kind from the export
+    metadata.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
+    served = tftune.load_serving_model("saved_models/reviews")
+    served.predict_probabilities(["a fine film", "dull"]).shape  # (2, 2)
+    ```
+    """
+    saved_model_dir = version_dir(os.fspath(path))
+    metadata = _read_metadata(saved_model_dir)
+    with open(os.path.join(saved_model_dir, "assets", LABELS_ASSET), encoding="utf-8") as labels_file:
+        labels = labels_file.read().splitlines()
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops text SavedModels use)
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    name = os.path.basename(os.path.normpath(saved_model_dir))
+    version = int(name) if name.isdigit() else int(metadata["version"])
+    _logger.info("Loaded %s model %s (version %d, %d classes)", metadata["kind"], saved_model_dir, version, len(labels))
+    return ServingModel(saved_model_dir, metadata["kind"], version, labels, metadata.get("image_size"), loaded)
+
+
+def predict_from_saved_model(
+    saved_model_dir: str | os.PathLike, inputs: Sequence[str], signature: str = SERVING_DEFAULT
+) -> list[Prediction]:
+    """Run an exported SavedModel on raw inputs, the way a TF Serving client sees it.
+
+    What `tftune predict SAVED_MODEL_DIR INPUT...` runs. Inputs are texts for
+    text models and JPEG / PNG file paths for image models; the other kind
+    raises a `ValueError` saying which inputs fit. `saved_model_dir` is a
+    version directory or a model directory (its highest version is used).
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
+    for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film"]):
+        print(prediction.label, prediction.probability)
+    ```
+    """
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("predict needs at least one input: texts for a text model, image files for an image model.")
+    served = load_serving_model(saved_model_dir)
+    if signature != SERVING_DEFAULT:
+        available = sorted(served._loaded.signatures)
+        raise ValueError(
+            f"signature={signature!r}: predict runs '{SERVING_DEFAULT}', the raw-input signature "
+            f"('{RAW_INPUTS[served.kind]}') of this {served.kind} model; {served.path!r} has {available}. "
+            f"Call the others with tf.saved_model.load(...).signatures[name]."
+        )
+    problem = _input_files_error(served.kind, inputs)
+    if problem:
+        raise ValueError(served._wrong_inputs(_PREDICT_INPUTS, problem))
+    if served.kind == "text":
+        values = np.asarray(inputs, dtype=str)
+    else:
+        values = np.asarray([tf.io.read_file(path).numpy() for path in inputs], dtype=object)
+    probabilities = served._probabilities(SERVING_DEFAULT, values, batch_size=32)
+    class_ids = np.argmax(probabilities, axis=-1)
+    return [
+        Prediction(str(item), served.labels[class_id], int(class_id), float(row[class_id]))
+        for item, class_id, row in zip(inputs, class_ids, probabilities)
+    ]
+
+
+def _input_files_error(kind: str, inputs: list) -> str | None:
+    """What is wrong with `inputs` for a `kind` model's predict (texts vs image files), or None."""
+    if kind == "text":
+        images = [item for item in inputs if _is_image_file(item)]
+        if images:
+            return f"image files {images!r:.300}"
+        if all(os.path.isfile(item) for item in inputs):
+            return f"only file paths {inputs!r:.300} (predict classifies the strings themselves, not file contents)"
+        return None
+    missing = [item for item in inputs if not os.path.isfile(item)]
+    if missing:
+        return f"{missing!r:.300}, which are not existing files"
+    not_images = [item for item in inputs if not _is_image_file(item)]
+    if not_images:
+        return f"files {not_images!r:.300}, which are not JPEG / PNG / GIF / BMP images"
+    return None
+
+
+def _is_image_file(path: str) -> bool:
+    """Whether `path` is an existing file that starts like an image tf.io.decode_image reads."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as image_file:
+        return image_file.read(8).startswith(_IMAGE_SIGNATURES)
+
+
+def _describe(inputs) -> str:
+    if isinstance(inputs, np.ndarray):
+        return f"an array of {inputs.dtype} with shape {inputs.shape}"
+    return f"{type(inputs).__name__} {inputs!r:.120}"

@@ -1,0 +1,372 @@
+"""Versioned, atomic publishing of an export: `<base_dir>/<name>/<version>/` appears complete or not at all.
+
+An export is written to a hidden staging directory beside the target,
+checked, and renamed into place only when complete (TF Serving ignores names
+that are not integers), so a failure, a full disk included, never leaves a
+half-written version.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import errno
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftune._validation import integer_error, raise_errors
+from tftune.export._layout import versions
+from tftune.export.assets import (
+    CustomOpReport,
+    _warmup_examples,
+    _warmup_examples_error,
+    _write_metadata,
+    _write_warmup_requests,
+    custom_op_report,
+)
+from tftune.export.model_file import _classifier_error, load_keras_model
+from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, _decode_image, _save_serving_model
+
+_logger = logging.getLogger(__name__)
+
+_FLOAT32_TOLERANCE = 1e-5
+# float16 / bfloat16 compute: the reloaded graph runs the same ops, but fused
+# kernels may round differently (measured here: identical on CPU).
+_MIXED_PRECISION_TOLERANCE = 1e-3
+# Model names end up in paths, models.config (a text proto) and shell commands.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Write failures that mean "no room": a full disk, a quota, a file size limit.
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """A published export: where it is, its signatures and what serving it needs.
+
+    Example:
+
+    ```python
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
+    result = tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
+    print(result.path, result.version)
+    print(result.serving_instructions())
+    ```
+    """
+
+    path: str
+    name: str
+    version: int
+    kind: str
+    signatures: dict[str, dict]
+    custom_ops: CustomOpReport
+    export_seconds: float
+
+    def serving_instructions(self) -> str:
+        """Shell commands that serve this export with TF Serving and query it."""
+        model_dir = os.path.abspath(os.path.dirname(self.path))
+        tag = self.custom_ops.min_model_server_version or "latest"
+        if self.kind == "text":
+            predict = f"tftune predict {self.path} 'a fine film'"
+            body = '{"instances": [{"text": "a fine film"}]}'
+        else:
+            predict = f"tftune predict {self.path} image.jpg"
+            body = '{"instances": [{"image_bytes": {"b64": "\'"$(base64 -w0 image.jpg)"\'"}}]}'
+        return "\n".join(
+            (
+                predict,
+                f'docker run --rm -p 8501:8501 -v "{model_dir}:/models/{self.name}" '
+                f"-e MODEL_NAME={self.name} tensorflow/serving:{tag}",
+                f"curl -s -X POST http://localhost:8501/v1/models/{self.name}:predict -d '{body}'",
+            )
+        )
+
+
+def export_saved_model(
+    model: keras.Model,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+    *,
+    overwrite: bool = False,
+    top_k: int | None = None,
+    warmup: bool = True,
+    warmup_examples: Sequence[str] | Sequence[bytes] | None = None,
+    verify: bool = True,
+) -> ExportResult:
+    """Export a tftune classifier as a TF Serving SavedModel in `<base_dir>/<name>/<version>/`.
+
+    The export is written to a hidden temporary directory beside the target
+    and renamed into place only when complete (TF Serving ignores names that
+    are not integers), so a failure never leaves a half-written version. A
+    full disk raises `OSError` naming the directory and the bytes needed.
+
+    Args:
+        model: a `TextClassifier` or `ImageClassifier` (trained under any
+            strategy and precision policy).
+        base_dir: the TF Serving model base directory.
+        name: the served model name (default: `model.name`); no path separators.
+        version: a positive integer; None takes the next after the highest
+            existing version.
+        overwrite: replace an existing `version` instead of raising.
+        top_k: also output the `k` most probable classes.
+        warmup: write `assets.extra/tf_serving_warmup_requests`.
+        warmup_examples: real inputs for the warm-up requests and the reload
+            check: strings for text models, JPEG / PNG bytes for image models
+            (default: two short sentences, or a generated JPEG and PNG).
+        verify: reload the export in a fresh process that imports only
+            tensorflow (+ tensorflow_text) and check its predictions on
+            `warmup_examples` against the Keras model before publishing.
+
+    Example:
+
+    ```python
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
+    result = tftune.export_saved_model(model, "saved_models", name="flowers", verify=False)
+    result.path  # 'saved_models/flowers/1'
+    ```
+    """
+    started = time.perf_counter()
+    problem = _classifier_error(model)
+    if problem:
+        raise ValueError(f"Cannot export: {problem}")
+    name = model.name if name is None else name
+    raise_errors(
+        _labels_error(model),
+        _name_error(name),
+        None if version is None else integer_error("version", version, minimum=1),
+        None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
+        _warmup_examples_error(model.kind, warmup_examples),
+    )
+    labels = [str(label) for label in model.labels]
+    examples = _warmup_examples(model, warmup_examples)
+    model_dir = os.path.join(_writable_dir(base_dir), name)
+    os.makedirs(model_dir, exist_ok=True)
+    version = _resolve_version(model_dir, version, overwrite)
+    target = os.path.join(model_dir, str(version))
+    # Not mkdtemp: its 0700 mode would survive the rename and lock out a model
+    # server running as another user.
+    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
+    try:
+        os.mkdir(staging)
+        signatures = _save_serving_model(model, labels, top_k, staging)
+        report = custom_op_report(staging)
+        _logger.info("%s", report)
+        if warmup:
+            _write_warmup_requests(staging, name, model, examples)
+        if verify:
+            _verify_reload(staging, model, examples)
+        result = ExportResult(
+            path=target,
+            name=name,
+            version=version,
+            kind=model.kind,
+            signatures=signatures,
+            custom_ops=report,
+            export_seconds=round(time.perf_counter() - started, 2),
+        )
+        _write_metadata(
+            staging,
+            {
+                "name": name,
+                "version": version,
+                "kind": model.kind,
+                "labels": labels,
+                "image_size": list(model.image_size) if model.kind == "image" else None,
+                "signatures": signatures,
+                "custom_ops": report.to_json(),
+            },
+        )
+        _publish(staging, target, overwrite)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = _no_space_reason(error)
+        if reason is None:
+            raise
+        raise OSError(_no_space_message(model_dir, model, reason)) from None
+    _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, result.export_seconds)
+    return result
+
+
+def export_from_file(
+    model_path: str | os.PathLike,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+    **options,
+) -> ExportResult:
+    """Export a saved `.keras` model, or the newest `.keras` checkpoint in a directory, for TF Serving.
+
+    What `tftune export MODEL_PATH` runs: `load_keras_model(model_path)`, then
+    `export_saved_model` with the other arguments and `**options`
+    (`overwrite`, `top_k`, `warmup`, `warmup_examples`, `verify`).
+
+    Example:
+
+    ```python
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
+    model.save("flowers.keras")
+    tftune.export_from_file("flowers.keras", "saved_models", name="flowers", verify=False).version  # 1
+    ```
+    """
+    return export_saved_model(load_keras_model(model_path), base_dir, name, version, **options)
+
+
+def _labels_error(model) -> str | None:
+    labels = [str(label) for label in (model.labels or [])]
+    if not labels:
+        return (
+            "The model's label list is empty; the `label` output needs one name per class. "
+            "Set labels when building (labels=[...])."
+        )
+    if len(labels) != model.num_classes:
+        return (
+            f"The model has {model.num_classes} classes but {len(labels)} labels ({labels}); "
+            f"give one name per class."
+        )
+    bad = [label for label in labels if "\n" in label or "\r" in label]
+    if bad:
+        return f"Labels {bad} contain line breaks; the label asset holds one label per line: rename those classes."
+    return None
+
+
+def _name_error(name) -> str | None:
+    if isinstance(name, str) and _MODEL_NAME.fullmatch(name) and ".." not in name:
+        return None
+    return (
+        f"name={name!r} is not a valid model name: use letters, digits, '_', '-' and '.', starting "
+        f"with a letter or digit, without '..' (for example 'reviews'); pass name=... to choose one."
+    )
+
+
+def _writable_dir(base_dir) -> str:
+    base_dir = os.fspath(base_dir)
+    try:
+        os.makedirs(base_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"base_dir={base_dir!r} cannot be created ({error}); pass a writable directory.") from None
+    if not os.access(base_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"base_dir={base_dir!r} is not writable; pass a writable directory.")
+    return base_dir
+
+
+def _resolve_version(model_dir: str, version, overwrite: bool) -> int:
+    if version is None:
+        existing = [int(entry) for entry in os.listdir(model_dir) if entry.isdigit()]
+        return max(existing, default=0) + 1
+    if os.path.exists(os.path.join(model_dir, str(version))) and not overwrite:
+        raise ValueError(
+            f"Version {version} of {model_dir!r} already exists; pass version=None for the next "
+            f"version ({max(versions(model_dir) or [version]) + 1}) or overwrite=True to replace it."
+        )
+    return version
+
+
+def _no_space_reason(error: BaseException) -> str | None:
+    """The "no room" reason (e.g. 'No space left on device') of a failed write, or None for other failures."""
+    if isinstance(error, OSError):
+        return os.strerror(error.errno) if error.errno in _NO_SPACE_ERRNOS else None
+    if isinstance(error, tf.errors.OpError):
+        # TensorFlow's file writers raise OpErrors whose message ends with strerror.
+        return next((os.strerror(code) for code in _NO_SPACE_ERRNOS if os.strerror(code) in error.message), None)
+    return None
+
+
+def _no_space_message(model_dir: str, model, reason: str) -> str:
+    needed = sum(int(np.prod(weight.shape)) * tf.as_dtype(weight.dtype).size for weight in model.weights)
+    room = shutil.disk_usage(model_dir).free
+    file_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    limit = "" if file_limit == resource.RLIM_INFINITY else f", file size limit (ulimit -f) {file_limit} bytes"
+    return (
+        f"Export to {model_dir!r} failed: {reason}. It needs at least {needed} bytes (the model's weights); "
+        f"{room} bytes are free there{limit}. Nothing was published: free some space or pass another base_dir."
+    )
+
+
+# Runs in a fresh interpreter: only tensorflow (+ tensorflow_text for text
+# models) is importable from the tftune stack, as in a model server.
+_RELOAD_CHECK = """
+import base64, json, sys
+request = json.loads(sys.stdin.read())
+for blocked in ("tftune", "keras_hub"):
+    sys.modules[blocked] = None
+import tensorflow as tf
+if request["kind"] == "text":
+    import tensorflow_text
+    examples = request["examples"]
+else:
+    examples = [base64.b64decode(item) for item in request["examples"]]
+signature = tf.saved_model.load(request["path"]).signatures[request["signature"]]
+outputs = signature(**{request["input"]: tf.constant(examples)})
+print(json.dumps({
+    "probabilities": outputs["probabilities"].numpy().tolist(),
+    "label": [label.decode() for label in outputs["label"].numpy().tolist()],
+}))
+"""
+
+
+def _verify_reload(export_dir: str, model, examples: list) -> None:
+    kind = model.kind
+    payload = examples if kind == "text" else [base64.b64encode(example).decode() for example in examples]
+    request = {
+        "kind": kind,
+        "path": os.path.abspath(export_dir),
+        "signature": SERVING_DEFAULT,
+        "input": RAW_INPUTS[kind],
+        "examples": payload,
+    }
+    process = subprocess.run(
+        [sys.executable, "-c", _RELOAD_CHECK],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"The exported SavedModel does not load and run in a process with only tensorflow "
+            f"(+ tensorflow_text); nothing was published.\n{process.stderr[-3000:]}"
+        )
+    served = json.loads(process.stdout.strip().splitlines()[-1])
+    # Direct calls, not predict_on_batch: under a MirroredStrategy predict_on_batch
+    # runs the batch on every replica (rows repeated); a call, like the SavedModel,
+    # uses the primary replica's variables.
+    if kind == "text":
+        expected = model(model.preprocessor(examples), training=False)
+    else:
+        expected = np.concatenate([model(_decode_image(example)[None], training=False) for example in examples])
+    expected = np.asarray(expected, dtype="float32")
+    difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
+    tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE
+    expected_labels = [model.labels[index] for index in np.argmax(served["probabilities"], axis=-1)]
+    if difference > tolerance or served["label"] != expected_labels:
+        raise RuntimeError(
+            f"The reloaded SavedModel disagrees with the Keras model: max |probability difference| "
+            f"{difference:.3g} (tolerance {tolerance}), labels {served['label']} vs {expected_labels}; "
+            f"nothing was published."
+        )
+
+
+def _publish(staging: str, target: str, overwrite: bool) -> None:
+    if not os.path.exists(target):
+        os.rename(staging, target)
+        return
+    if not overwrite:
+        raise ValueError(f"{target!r} appeared during the export; not overwriting it (pass overwrite=True).")
+    retired = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(target))
+    os.rename(target, os.path.join(retired, "version"))
+    os.rename(staging, target)
+    shutil.rmtree(retired)

@@ -1,0 +1,150 @@
+"""The serving module a SavedModel holds, and its signatures: `serving_default` on raw inputs, plus a tensor one.
+
+The module holds the Keras model (and, for text, its tokenizing
+preprocessor) with `tf.function` signatures, so the SavedModel loads in a
+process that imports only `tensorflow` (plus `tensorflow_text` for the
+tokenizer ops): no tftune, keras or keras-hub Python at serving time.
+
+Outputs of every signature: `probabilities` float32 `[batch, classes]`,
+`class_id` int64 `[batch]`, `label` string `[batch]`, and with `top_k=k` also
+`top_k_probabilities`, `top_k_class_ids`, `top_k_labels` `[batch, k]`.
+
+| model | signature         | inputs                                                          |
+|-------|-------------------|-----------------------------------------------------------------|
+| text  | `serving_default` | `text` string `[batch]` (tokenized in the graph)                |
+| text  | `serve_tokens`    | `token_ids`, `segment_ids`, `padding_mask` int32 `[batch, seq]` |
+| image | `serving_default` | `image_bytes` string `[batch]` (JPEG / PNG, decoded in the graph) |
+| image | `serve_images`    | `images` float32 `[batch, height, width, 3]`, RGB 0..255        |
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from tftune.builders import IMAGE_INPUT, TEXT_INPUTS
+from tftune.export._layout import LABELS_ASSET
+
+SERVING_DEFAULT = "serving_default"
+TOKENS_SIGNATURE = "serve_tokens"
+IMAGES_SIGNATURE = "serve_images"
+TEXT_INPUT = "text"
+IMAGE_BYTES_INPUT = "image_bytes"
+# serving_default's one input, and the tensor signature, per model kind.
+RAW_INPUTS = {"text": TEXT_INPUT, "image": IMAGE_BYTES_INPUT}
+TENSOR_SIGNATURES = {"text": TOKENS_SIGNATURE, "image": IMAGES_SIGNATURE}
+
+
+class _ServingModule(tf.Module):
+    """What the SavedModel holds: the Keras model, its preprocessor, the label table."""
+
+    def __init__(self, model: keras.Model, labels_path: str, top_k: int | None):
+        super().__init__(name="tftune_serving")
+        self.model = model
+        self.preprocessor = getattr(model, "preprocessor", None)
+        self.top_k = top_k
+        # A string filename becomes a tracked tf.saved_model.Asset: the file is
+        # copied into the SavedModel's assets/ and read when the model loads.
+        self.label_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                labels_path,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+
+    def outputs(self, model_inputs) -> dict[str, tf.Tensor]:
+        probabilities = tf.cast(self.model(model_inputs, training=False), tf.float32)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        outputs = {
+            "probabilities": probabilities,
+            "class_id": class_id,
+            "label": self.label_table.lookup(class_id),
+        }
+        if self.top_k:
+            top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)
+            top_ids = tf.cast(top_ids, tf.int64)
+            outputs.update(
+                top_k_probabilities=top_probabilities,
+                top_k_class_ids=top_ids,
+                top_k_labels=self.label_table.lookup(top_ids),
+            )
+        return outputs
+
+
+def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
+    """Write `model` as a SavedModel with its signatures to `export_dir`; return each signature's specs."""
+    with tempfile.TemporaryDirectory() as labels_dir:
+        labels_path = os.path.join(labels_dir, LABELS_ASSET)
+        with open(labels_path, "w", encoding="utf-8") as labels_file:
+            labels_file.write("".join(f"{label}\n" for label in labels))
+        module = _ServingModule(model, labels_path, top_k)
+        signatures = _SIGNATURE_BUILDERS[model.kind](module, model)
+        tf.saved_model.save(module, export_dir, signatures=signatures)
+    return {
+        name: {
+            "inputs": {spec.name: _spec_json(spec) for spec in tf.nest.flatten(function.structured_input_signature)},
+            "outputs": {key: _spec_json(spec) for key, spec in function.structured_outputs.items()},
+        }
+        for name, function in signatures.items()
+    }
+
+
+def _decode_image(image_bytes, image_size=None) -> tf.Tensor:
+    """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
+
+    The resize is the same bilinear one as the model's Resizing layer, so the
+    model's own resize is the identity and bytes give what Keras gives on the image.
+    """
+    image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), tf.float32)
+    return image if image_size is None else tf.image.resize(image, image_size)
+
+
+def _spec_json(spec) -> dict:
+    return {"dtype": spec.dtype.name, "shape": [None if dim is None else int(dim) for dim in spec.shape]}
+
+
+def _text_signatures(module: _ServingModule, model) -> dict:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+    def serve_text(text):
+        return module.outputs(module.preprocessor(text))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=key) for key in TEXT_INPUTS])
+    def serve_tokens(token_ids, segment_ids, padding_mask):
+        return module.outputs(dict(zip(TEXT_INPUTS, (token_ids, segment_ids, padding_mask))))
+
+    return {
+        SERVING_DEFAULT: serve_text.get_concrete_function(),
+        TOKENS_SIGNATURE: serve_tokens.get_concrete_function(),
+    }
+
+
+def _image_signatures(module: _ServingModule, model) -> dict:
+    height, width = model.image_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def serve_image_bytes(image_bytes):
+        images = tf.map_fn(
+            lambda encoded: _decode_image(encoded, (height, width)),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        )
+        return module.outputs(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGE_INPUT)])
+    def serve_images(images):
+        return module.outputs(images)
+
+    return {
+        SERVING_DEFAULT: serve_image_bytes.get_concrete_function(),
+        IMAGES_SIGNATURE: serve_images.get_concrete_function(),
+    }
+
+
+_SIGNATURE_BUILDERS = {"text": _text_signatures, "image": _image_signatures}
