@@ -28,12 +28,17 @@ then the targets with PASS / FAIL:
 
     .venv/bin/python benchmarks/quality.py                     # everything: ~45 min on 2 quiet CPU cores
     .venv/bin/python benchmarks/quality.py --tasks rt_binary --seeds 0 --rows head_only gradual
+    .venv/bin/python benchmarks/quality.py --report-only --results quality_results.jsonl  # tables again
+
+Runs go seed by seed over every task and row, each appended to `--results` as it ends, so
+an interrupted benchmark still leaves complete tables for the seeds it finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import tempfile
@@ -215,28 +220,57 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, help="override the recipe's backbone rate")
     parser.add_argument("--head-learning-rate", type=float, help="override the recipe's head rate")
     parser.add_argument("--warmup-steps", type=int, help="override the recipe's warm-up steps per stage")
+    parser.add_argument("--results", default="quality_results.jsonl", help="every run is appended here as JSON")
+    parser.add_argument("--report-only", action="store_true", help="print the tables of --results, run nothing")
     args = parser.parse_args()
 
-    all_checks, tables = [], []
-    for name in args.tasks:
-        task = make_task(name, args)
-        results = {row: [run_row(task, row, seed, args) for seed in args.seeds] for row in args.rows}
-        config = task.config
-        train_size = round(args.examples * (1 - args.validation_fraction))
-        tables.append(
-            f"### {TASKS[name][2]}\n\n{train_size} train / {args.examples - train_size} held-out examples, seeds "
-            f"{args.seeds}; {config.epochs} epochs, batch {config.batch_size}, backbone rate {config.learning_rate:g}, "
-            f"head rate {config.head_learning_rate:g}, warm-up {config.warmup_steps} steps per stage"
-            + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
-               if config.task == "text" else f", {config.image_size[0]}x{config.image_size[1]} px")
-            + f"\n\n{markdown_table(results)}\n"
-        )
-        all_checks += targets(name, results)
-        print("\n" + tables[-1], flush=True)
-    print("\n".join(tables))
-    print("| target | result | measured |\n| --- | --- | --- |")
-    for text, passed, measured in all_checks:
-        print(f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |")
+    runs = _read_results(args.results) if args.report_only else []
+    if not args.report_only:
+        tasks = {name: make_task(name, args) for name in args.tasks}
+        # Seed by seed over every task and row, so an interrupted run still leaves complete tables.
+        for seed in args.seeds:
+            for name, task in tasks.items():
+                for row in args.rows:
+                    runs.append({"task": name, "row": row, "seed": seed, "setup": _setup(task, args),
+                                 **run_row(task, row, seed, args)})
+                    with open(args.results, "a") as results_file:
+                        results_file.write(json.dumps(runs[-1]) + "\n")
+            print("\n" + report(runs), flush=True)
+    print("\n" + report(runs))
+
+
+def _setup(task: Task, args: argparse.Namespace) -> str:
+    config = task.config
+    train_size = round(args.examples * (1 - args.validation_fraction))
+    return (
+        f"{train_size} train / {args.examples - train_size} held-out examples; {config.epochs} epochs, batch "
+        f"{config.batch_size}, backbone rate {config.learning_rate:g}, head rate {config.head_learning_rate:g} "
+        f"(head-only stage), warm-up {config.warmup_steps} steps per stage"
+        + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
+           if config.task == "text" else f", {config.image_size[0]}x{config.image_size[1]} px, BatchNorm frozen")
+    )
+
+
+def _read_results(path: str) -> list[dict]:
+    with open(path) as results_file:
+        return [json.loads(line) for line in results_file if line.strip()]
+
+
+def report(runs: list[dict]) -> str:
+    """Markdown: one table per task (rows in ROWS order, mean ± std over the seeds run), then the targets."""
+    sections, checks = [], []
+    for name in TASKS:
+        task_runs = [run for run in runs if run["task"] == name]
+        if not task_runs:
+            continue
+        results = {row: [run for run in task_runs if run["row"] == row] for row in ROWS}
+        results = {row: values for row, values in results.items() if values}
+        seeds = sorted({run["seed"] for run in task_runs})
+        sections.append(f"### {TASKS[name][2]}\n\n{task_runs[-1]['setup']}; seeds {seeds}\n\n{markdown_table(results)}\n")
+        checks += targets(name, results)
+    lines = ["| target | result | measured |", "| --- | --- | --- |"]
+    lines += [f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |" for text, passed, measured in checks]
+    return "\n".join(sections) + "\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
