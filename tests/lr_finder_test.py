@@ -163,7 +163,7 @@ def test_flat_sweep_warns_and_suggests_the_low_end(small_resnet_preset, caplog):
     assert sweep.suggested_learning_rate == pytest.approx(1e-9)
 
 
-def test_bad_arguments_raise_one_error_before_training(small_resnet_preset):
+def test_bad_arguments_and_unusable_data_raise_clear_errors(small_resnet_preset):
     model = _image_model(small_resnet_preset)
     data = _batches(16, 8)
     variables = _values(model.variables)
@@ -188,6 +188,10 @@ def test_bad_arguments_raise_one_error_before_training(small_resnet_preset):
         tftune.find_learning_rate(model, data.take(0))
     with pytest.raises(ValueError, match=r"data must be a batched tf.data.Dataset.*got tuple"):
         tftune.find_learning_rate(model, _colored_images())
+    images, labels = _colored_images(16)
+    broken = tf.data.Dataset.from_tensor_slices((np.full_like(images, np.nan), labels)).batch(8)
+    with pytest.raises(ValueError, match=r"no finite loss: the loss became nan at learning rate 1e-07"):
+        tftune.find_learning_rate(model, broken)
     model.trainable = False
     with pytest.raises(ValueError, match=r"no trainable weights.*tftune.freeze\(model\)"):
         tftune.find_learning_rate(model, data)
