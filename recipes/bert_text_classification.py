@@ -37,8 +37,8 @@ def main(argv=None) -> None:
     if args.epochs < 2:
         parser.error(f"--epochs must be at least 2 for gradual unfreezing; got {args.epochs}.")
     dataset = DATASETS[args.variant]
-    name = args.model_name or f"{dataset}_text"
-    output_dir = args.output_dir or os.path.join("runs", name)
+    args.model_name = args.model_name or f"{dataset}_text"
+    args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("tftune").setLevel(logging.INFO)  # tftune's progress messages, other libraries' warnings
     keras.utils.set_random_seed(0)
@@ -57,22 +57,22 @@ def main(argv=None) -> None:
     started = time.time()
     result = tftune.fit(
         model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        unfreezing=tftune.GradualUnfreezing(schedule), checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+        unfreezing=tftune.GradualUnfreezing(schedule), checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(schedule)[1:],
+        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(schedule)[1:],
         config={**vars(args), "dataset": dataset, "learning_rate": LEARNING_RATE, "unfreezing_schedule": schedule},
-        wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=name,
+        wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
     )
     # 5. Save the Keras model; export a versioned SavedModel (raw text in, labels out) for TF Serving.
-    model_path = os.path.join(output_dir, "model.keras")
+    model_path = os.path.join(args.output_dir, "model.keras")
     model.save(model_path)
-    exported = tftune.export_saved_model(model, args.export_dir, name=name)
+    exported = tftune.export_saved_model(model, args.export_dir, name=args.model_name)
     print(f"Validation accuracy {report.metrics['accuracy']:.3f}; report {report.paths['report_md']}. Next:")
-    print(f"  tftune evaluate {model_path} {dataset} --output-dir {os.path.join(output_dir, 'evaluation')}")
-    print(f"  tftune export {model_path} --base-dir {args.export_dir} --name {name}")
+    print(f"  tftune evaluate {model_path} {dataset} --output-dir {os.path.join(args.output_dir, 'evaluation')}")
+    print(f"  tftune export {model_path} --base-dir {args.export_dir} --name {args.model_name}")
     print(f"  tftune predict {os.path.dirname(exported.path)} \"a fine film\"")
 
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tftune
 
 LEARNING_RATE = 1e-3  # peak AdamW rate, then a linear decay to 0
-WEIGHTS = None  # random init; "pretrained" with a hub preset, and then a gradual schedule such as {0: 0, 1: 2, 2: "all"}
+WEIGHTS = None  # random init; "pretrained" with a hub preset, then a gradual UNFREEZING like {0: 0, 1: 2, 2: "all"}
 UNFREEZING = {0: "all"}  # epoch -> top backbone groups trained with the head: a random backbone has nothing to protect
 DATASET = "mnist_digits"  # the name `tftune evaluate` knows
 
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     parser.add_argument("--export-dir", default="saved_models", help="SavedModel root for TF Serving")
     parser.add_argument("--model-name", default=f"{DATASET}_image", help="served name")
     args = parser.parse_args(argv)
-    output_dir = args.output_dir or os.path.join("runs", args.model_name)
+    args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("tftune").setLevel(logging.INFO)  # tftune's progress messages, other libraries' warnings
     keras.utils.set_random_seed(0)
@@ -47,30 +47,31 @@ def main(argv=None) -> None:
     strategy = tftune.get_strategy(args.strategy)
     with strategy.scope(), tftune.precision_scope(tftune.precision_policy("auto", strategy)):
         model = tftune.build_image_classifier(
-            args.backbone, len(splits.label_names), labels=splits.label_names, image_size=args.image_size, weights=WEIGHTS
+            args.backbone, len(splits.label_names), labels=splits.label_names, image_size=args.image_size,
+            weights=WEIGHTS,
         )
     data = tftune.image_pipelines(splits, model.image_size, tftune.global_batch_size(args.batch_size, strategy))
     # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
     started = time.time()
     result = tftune.fit(
         model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        unfreezing=tftune.GradualUnfreezing(UNFREEZING), checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+        unfreezing=tftune.GradualUnfreezing(UNFREEZING), checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(UNFREEZING)[1:],
+        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(UNFREEZING)[1:],
         config={**vars(args), "dataset": DATASET, "learning_rate": LEARNING_RATE, "unfreezing_schedule": UNFREEZING},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
     )
     # 5. Save the Keras model; export a versioned SavedModel (JPEG / PNG bytes in, labels out) for TF Serving.
-    model_path, digit_path = os.path.join(output_dir, "model.keras"), os.path.join(output_dir, "digit.png")
+    model_path, digit_path = os.path.join(args.output_dir, "model.keras"), os.path.join(args.output_dir, "digit.png")
     model.save(model_path)
     exported = tftune.export_saved_model(model, args.export_dir, name=args.model_name)
     image, _ = next(iter(splits.validation))
     tf.io.write_file(digit_path, tf.io.encode_png(tf.cast(image, tf.uint8)))
     print(f"Validation accuracy {report.metrics['accuracy']:.3f}; report {report.paths['report_md']}. Next:")
-    print(f"  tftune evaluate {model_path} {DATASET} --output-dir {os.path.join(output_dir, 'evaluation')}")
+    print(f"  tftune evaluate {model_path} {DATASET} --output-dir {os.path.join(args.output_dir, 'evaluation')}")
     print(f"  tftune export {model_path} --base-dir {args.export_dir} --name {args.model_name}")
     print(f"  tftune predict {os.path.dirname(exported.path)} {digit_path}")
 
