@@ -6,7 +6,6 @@ import os
 
 import keras
 import keras_hub
-import numpy as np
 import pytest
 import tensorflow as tf
 
