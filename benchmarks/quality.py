@@ -78,8 +78,8 @@ class Task:
 
 def make_task(name: str, args: argparse.Namespace) -> Task:
     kind, variant, _ = TASKS[name]
-    overrides = {key: getattr(args, key) for key in ("learning_rate", "head_learning_rate", "warmup_steps")
-                 if getattr(args, key) is not None}
+    overrides = {key: getattr(args, key) for key in ("learning_rate", "head_learning_rate", "warmup_steps", "pooling")
+                 if getattr(args, key) is not None and (kind == "text" or key != "pooling")}
     config = RecipeConfig.for_task(kind, epochs=args.epochs, **overrides)
     if kind == "text":
         return Task(name, config, tftune.load_rotten_tomatoes(variant), None)
@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, help="override the recipe's backbone rate")
     parser.add_argument("--head-learning-rate", type=float, help="override the recipe's head rate")
     parser.add_argument("--warmup-steps", type=int, help="override the recipe's warm-up steps per stage")
+    parser.add_argument("--pooling", choices=("cls", "mean", "max"), help="text: override the checkpoint's pooling")
     parser.add_argument("--results", default="quality_results.jsonl", help="every run is appended here as JSON")
     parser.add_argument("--report-only", action="store_true", help="print the tables of --results, run nothing")
     args = parser.parse_args()

@@ -96,7 +96,9 @@ def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_
     traces, record = _count_traces(model), _Recorder()
     unfreeze.compile_for_unfreezing(model, "adamw", 1e-3)  # all trainable: the callback decides
     with caplog.at_level(logging.INFO, logger="tftune"):
-        history = model.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}), record], **fit_args)
+        callback = unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"})
+        history = model.fit(callbacks=[callback, record], **fit_args)
+    assert callback.boundaries() == [1, 2]
 
     printed = _logged(caplog)
     all_trainable = model.count_params() - _moving_statistics(model)
@@ -451,3 +453,21 @@ def test_gradual_unfreezing_config_round_trip():
     assert unfreeze.GradualUnfreezing(**config).get_config() == config
     with pytest.raises(ValueError, match="2 invalid options:\n  - unit must be one of 'epoch', 'step'; got 'batch'"):
         unfreeze.GradualUnfreezing(unit="batch", every=0)
+
+
+def test_spread_schedule_follows_the_fits_epochs_and_the_models_groups(small_resnet_preset):
+    assert tftune.spread_schedule(3, 8) == {0: 0, 1: 4, 2: "all"}
+    assert tftune.spread_schedule(5, 5) == {0: 0, 1: 1, 2: 2, 3: 4, 4: "all"}
+    with pytest.raises(ValueError, match="needs a head-only epoch and a last one"):
+        tftune.spread_schedule(1, 5)
+    images, labels = _image_data(8)
+    model = _image_model(small_resnet_preset)
+    unfreeze.compile_for_unfreezing(model, "sgd", 1e-3)
+    callback = unfreeze.GradualUnfreezing("spread", verbose=0)
+    history = model.fit(images, labels, batch_size=8, epochs=3, verbose=0, callbacks=[callback])
+    assert callback.boundaries() == [1, 2]
+    assert history.history["trainable_params"][0] < history.history["trainable_params"][1] < history.history[
+        "trainable_params"][2]
+    assert callback.get_config()["schedule"] == "spread"
+    with pytest.raises(ValueError, match="needs unit='epoch'"):
+        unfreeze.GradualUnfreezing("spread", unit="step")

@@ -363,6 +363,20 @@ class GradualUnfreezing(keras.callbacks.Callback):
             boundary, n_groups = start, n_backbone if count == ALL else count
         return boundary, n_groups
 
+    def boundaries(self) -> list[int]:
+        """The boundaries (epochs, or steps with `unit="step"`) where this fit's trainable set grows.
+
+        Available once the fit began (a "spread" schedule depends on the fit's
+        epochs); `tftune.write_report(unfreezing_boundaries=...)` takes them.
+        """
+        epochs = (self.params or {}).get("epochs") or 0
+        end = epochs if self.unit == "epoch" else epochs * self._steps_per_epoch()
+        if self._pairs is None:
+            starts = [index * self.every for index in range(1, len(self._groups))]
+        else:
+            starts = [start for start, _ in self._pairs]
+        return [start for start in starts if 0 < start < end]
+
     def on_train_begin(self, logs=None):
         groups = self._groups = layer_groups(self.model)
         if self.schedule == SPREAD:
