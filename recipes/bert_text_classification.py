@@ -17,7 +17,10 @@ import keras
 
 import tftune
 
-LEARNING_RATE = 5e-5  # peak AdamW rate, then a linear decay to 0
+# Rates measured by benchmarks/quality.py. Each unfreezing stage warms up again, then decays linearly to 0.
+HEAD_LEARNING_RATE = 1e-2  # the new head while the encoder is frozen (first epoch)
+LEARNING_RATE = 5e-5  # every group, the head included, once encoder groups train
+WARMUP_STEPS = 10  # per stage
 DATASETS = {"binary": "rotten_tomatoes", "three_class": "rotten_tomatoes_3class"}  # names `tftune evaluate` knows
 
 
@@ -52,18 +55,21 @@ def main(argv=None) -> None:
             args.backbone, len(splits.label_names), labels=splits.label_names, sequence_length=args.sequence_length
         )
     data = tftune.text_pipelines(splits, model.preprocessor, tftune.global_batch_size(args.batch_size, strategy))
-    # 3. Fit, compiled by tftune.compile_for_unfreezing. Schedule: epoch -> top encoder groups trained with the head.
-    schedule = {0: 0, 1: (len(model.layer_groups) - 1) // 2, args.epochs - 1: "all"}
+    # 3. Fit, compiled by tftune.compile_for_unfreezing. "spread": head only in the first epoch, every group in
+    #    the last, evenly in between (tftune.spread_schedule).
+    unfreezing = tftune.GradualUnfreezing("spread")
     started = time.time()
     result = tftune.fit(
         model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        unfreezing=tftune.GradualUnfreezing(schedule), checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
+        head_learning_rate=HEAD_LEARNING_RATE, warmup_steps=WARMUP_STEPS, unfreezing=unfreezing,
+        checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(schedule)[1:],
-        config={**vars(args), "dataset": dataset, "learning_rate": LEARNING_RATE, "unfreezing_schedule": schedule},
+        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=unfreezing.boundaries(),
+        config={**vars(args), "dataset": dataset, "pooling": model.pooling, "head_learning_rate": HEAD_LEARNING_RATE,
+                "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS, "unfreezing_schedule": "spread"},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
     )
     # 5. Save the Keras model; export a versioned SavedModel (raw text in, labels out) for TF Serving.

@@ -18,9 +18,13 @@ import tensorflow as tf
 
 import tftune
 
-LEARNING_RATE = 1e-3  # peak AdamW rate, then a linear decay to 0
-WEIGHTS = None  # random init; "pretrained" with a hub preset, then a gradual UNFREEZING like {0: 0, 1: 2, 2: "all"}
-UNFREEZING = {0: "all"}  # epoch -> top backbone groups trained with the head: a random backbone has nothing to protect
+HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (pretrained weights only)
+LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
+WARMUP_STEPS = 10  # per stage
+WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
+# Pretrained: head only first, then the groups spread over the epochs, BatchNorm kept in inference mode (its
+# moving statistics would not settle in a few small-data steps). Random init: every group trains from the start.
+UNFREEZING = "spread" if WEIGHTS else {0: "all"}
 DATASET = "mnist_digits"  # the name `tftune evaluate` knows
 
 
@@ -52,16 +56,19 @@ def main(argv=None) -> None:
         )
     data = tftune.image_pipelines(splits, model.image_size, tftune.global_batch_size(args.batch_size, strategy))
     # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
+    unfreezing = tftune.GradualUnfreezing(UNFREEZING, keep_batchnorm_frozen=bool(WEIGHTS))
     started = time.time()
     result = tftune.fit(
         model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        unfreezing=tftune.GradualUnfreezing(UNFREEZING), checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
+        head_learning_rate=HEAD_LEARNING_RATE, warmup_steps=WARMUP_STEPS, unfreezing=unfreezing,
+        checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=sorted(UNFREEZING)[1:],
-        config={**vars(args), "dataset": DATASET, "learning_rate": LEARNING_RATE, "unfreezing_schedule": UNFREEZING},
+        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=unfreezing.boundaries(),
+        config={**vars(args), "dataset": DATASET, "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS,
+                "head_learning_rate": HEAD_LEARNING_RATE, "unfreezing_schedule": UNFREEZING},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
     )
     # 5. Save the Keras model; export a versioned SavedModel (JPEG / PNG bytes in, labels out) for TF Serving.
