@@ -45,7 +45,9 @@ class _ConsoleHandler(logging.StreamHandler):
 def show_logs(level: int = logging.INFO) -> None:
     """Show tftune's log messages (the "tftune" logger, INFO and up by default) on stderr, as the CLI does.
 
-    A recipe script calls it once at the start; calling it again only changes the level.
+    A recipe script calls it once at the start; calling it again only changes the level. The messages
+    are shown here instead of being passed on to the root logger's handlers (no duplicate lines when a
+    library has configured the root logger).
 
     Example:
 
@@ -55,6 +57,7 @@ def show_logs(level: int = logging.INFO) -> None:
     """
     logger = logging.getLogger("tftune")
     logger.setLevel(level)
+    logger.propagate = False
     if not any(isinstance(handler, _ConsoleHandler) for handler in logger.handlers):
         logger.addHandler(_ConsoleHandler())
 
@@ -213,22 +216,12 @@ def _train(arguments: argparse.Namespace) -> int:
 
 
 def _evaluated_model(path: str):
-    """The classifier `tftune evaluate` runs: a .keras file, a run directory's model.keras, or a SavedModel."""
-    import keras
-
+    """What `tftune evaluate` runs: a .keras file or a run directory (its model.keras), or an exported SavedModel."""
     from tftune import export
 
-    run_model = os.path.join(path, recipe.MODEL_FILE)
-    if os.path.isfile(run_model):
-        path = run_model
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not any(entry.endswith(".keras") for entry in os.listdir(path)):
         return export.load_serving_model(path)
-    if not (path.endswith(".keras") and os.path.isfile(path)):
-        raise ValueError(
-            f"{path!r} is not a .keras file, a run directory holding {recipe.MODEL_FILE} (what `tftune train` "
-            f"writes) or an exported SavedModel directory (saved_models/<name>[/<version>])."
-        )
-    return keras.models.load_model(path)
+    return export.load_keras_model(path)
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:

@@ -442,11 +442,11 @@ def evaluation_data(
 ) -> tf.data.Dataset:
     """Batched `(inputs, labels)` evaluation examples for a trained model, labelled with the model's label names.
 
-    `model` is a tftune classifier (inputs: its tokens / images) or a served
-    model from `tftune.load_serving_model` (inputs: raw text strings / PNG
-    bytes, what its `serving_default` signature takes). Files, folders and
-    the demo sets are evaluated whole; a tfds dataset on `split` (default:
-    its validation split).
+    `model` is a tftune classifier (inputs: its tokens / resized images) or a
+    served model from `tftune.load_serving_model` (inputs: raw text strings /
+    float images as read, which the SavedModel resizes; images of varying
+    sizes come one per batch). Files, folders and the demo sets are
+    evaluated whole; a tfds dataset on `split` (default: its validation split).
 
     Example:
 
@@ -465,14 +465,10 @@ def evaluation_data(
     splits = _LOADERS[model.kind](source, validation=split, label_names=model.labels, data_dir=data_dir)
     if isinstance(model, keras.Model):
         return prepared_data(RecipeConfig.for_task(model.kind, batch_size=batch_size), model, splits).validation
-    if model.kind == "image":
-        return splits.validation.map(_png).batch(batch_size)
-    return splits.validation.batch(batch_size)
-
-
-def _png(image, label):
-    pixels = tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0.0, 255.0), tf.uint8)
-    return tf.io.encode_png(pixels), label
+    if model.kind == "text":
+        return splits.validation.batch(batch_size)
+    images = splits.validation.map(lambda image, label: (tf.cast(image, tf.float32), label))
+    return images.batch(batch_size if images.element_spec[0].shape.is_fully_defined() else 1)
 
 
 _LOADERS = {"text": data_lib.load_text_splits, "image": data_lib.load_image_splits}

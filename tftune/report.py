@@ -147,8 +147,8 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[s
     `model` is a Keras classifier, run with `model.predict` (its progress
     bar, and correct under a tf.distribute strategy), or a served model from
     `tftune.load_serving_model`, run batch by batch with
-    `predict_probabilities` on the raw inputs (text strings, or encoded
-    image bytes). Labels come from a second pass over the dataset, which
+    `predict_probabilities` on the raw inputs (text strings, or float
+    images 0..255). Labels come from a second pass over the dataset, which
     must therefore not be shuffled. `label_names` defaults to
     `model.labels`. The metrics' warnings are also logged.
 
@@ -180,9 +180,9 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[s
     return metrics
 
 
-def _raw_inputs(batch: np.ndarray, kind: str) -> list:
-    """A batch of raw serving inputs as Python values: text strings, or encoded image bytes."""
-    return [item.decode("utf-8") for item in batch] if kind == "text" else list(batch)
+def _raw_inputs(batch: np.ndarray, kind: str):
+    """A batch of raw serving inputs: text strings (tf.data gives bytes), or the float images as they are."""
+    return [item.decode("utf-8") for item in batch] if kind == "text" else batch
 
 
 def write_report(
