@@ -125,14 +125,14 @@ def test_imbalanced_data_warns_when_the_majority_class_is_not_beaten_and_a_class
     assert better["accuracy"] == 1.0 and better["warnings"] == []
 
 
-def test_report_md_and_console_show_the_warnings(trained_digits, tmp_path, capsys):
+def test_report_md_and_console_show_the_warnings(trained_digits, tmp_path, caplog):
     model, prepared, _ = trained_digits
     # Only 7s: the majority baseline is 1.0, which no model beats.
     sevens = prepared.validation.unbatch().filter(lambda image, label: label == 7).batch(8)
-    tftune.show_logs()
-    result = report.write_report(tmp_path, model, sevens, prepared.label_names)
+    with caplog.at_level("WARNING", logger="tftune"):
+        result = report.write_report(tmp_path, model, sevens, prepared.label_names)
     assert result.metrics["majority_baseline"] == {"label": "7", "accuracy": 1.0, "macro_f1": pytest.approx(0.1)}
-    logged = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Warning: ")]
+    logged = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert logged == [f"Warning: {warning}" for warning in result.metrics["warnings"]]
     assert "not better than always answering the majority class '7' (1.000)" in logged[0]
     markdown = open(result.paths["report_md"], encoding="utf-8").read()

@@ -11,6 +11,7 @@ tftune evaluate runs/sms test.csv --output-dir runs/sms/test
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -324,12 +325,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tftune` console script: errors a user can fix end it with one line and exit status 2."""
     parser = _parser()
     arguments = parser.parse_args(argv)
-    show_logs()
     try:
-        return arguments.run(arguments)
+        with _logs_shown():
+            return arguments.run(arguments)
     except _USER_ERRORS as error:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         parser.exit(2, f"tftune {arguments.command}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def _logs_shown():
+    """`show_logs()` while a command runs; then the "tftune" logger as it was (`main` may run in-process)."""
+    logger = logging.getLogger("tftune")
+    level, propagate, handlers = logger.level, logger.propagate, list(logger.handlers)
+    show_logs()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.handlers[:] = handlers
 
 
 if __name__ == "__main__":

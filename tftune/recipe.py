@@ -280,12 +280,15 @@ def save_model(model: keras.Model, path: str) -> str:
 
     ```python
     import tempfile
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
     path = tftune.recipe.save_model(model, f"{tempfile.mkdtemp()}/model.keras")
-    keras.models.load_model(path).labels  # ['0', '1', '2']
+    keras.models.load_model(path).labels  # ['rotten', 'fresh']
     ```
     """
-    uncompiled = type(model).from_config(model.get_config())
+    config = model.get_config()
+    if model.kind == "text":
+        config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
+    uncompiled = type(model).from_config(config)
     uncompiled.set_weights(model.get_weights())
     uncompiled.save(path)
     return path
