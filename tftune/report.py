@@ -35,7 +35,11 @@ class EvaluationReport:
     Example:
 
     ```python
-    report = tftune.write_report("runs/bert", model, data.validation, data.label_names, history=history)
+    import tempfile
+    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    report = tftune.write_report(tempfile.mkdtemp(), model, data)
     report.metrics["macro_f1"], report.paths["report_md"]
     ```
     """
@@ -211,10 +215,14 @@ def write_report(
     Example:
 
     ```python
-    history = model.fit(data.train, validation_data=data.validation, epochs=3)
-    report = tftune.write_report("runs/digits", model, data.validation, data.label_names, history=history,
-                                 unfreezing_boundaries=[1, 2], config={"epochs": 3}, wall_time=120.0)
-    print(report.paths)
+    import tempfile
+    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    history = {"loss": [0.9, 0.7, 0.6], "val_loss": [0.8, 0.7, 0.7], "accuracy": [0.5, 0.6, 0.7]}
+    report = tftune.write_report(tempfile.mkdtemp(), model, data, history=history, unfreezing_boundaries=[1, 2],
+                                 config={"epochs": 3}, wall_time=120.0, title="cats and dogs")
+    report.paths["curves_png"], [stage["first_epoch"] for stage in report.metrics["stages"]]  # ..., [0, 1, 2]
     ```
     """
     os.makedirs(output_dir, exist_ok=True)
