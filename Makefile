@@ -1,9 +1,10 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Two entry points for a fresh machine: `make demo` and `make test` (every test);
+# `make test-fast` leaves out the tests marked slow, for a quick loop.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test
+.PHONY: install demo test test-fast
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,3 +19,6 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"

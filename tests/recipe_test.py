@@ -1,55 +1,24 @@
-import importlib.util
-import json
-import math
-import os
+"""The recipe engine: RecipeConfig checks, unfreezing schedules, next commands, and real end-to-end runs."""
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-import yaml
 
 import tftune
-from tftune import cli
-from tftune.recipe import RecipeConfig, parse_recipe_args, unfreezing_schedule
-
-RECIPES = os.path.join(os.path.dirname(__file__), os.pardir, "recipes")
-
-
-def _recipe(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(RECIPES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_config_file_and_flags_give_the_same_config(tmp_path):
-    options = {"epochs": 2, "batch_size": 8, "schedule": "0:0,1:all", "layer_decay": 0.5, "image_size": [48, 40]}
-    yaml_path, json_path = tmp_path / "run.yaml", tmp_path / "run.json"
-    yaml_path.write_text(yaml.safe_dump({"task": "image", **options}))
-    json_path.write_text(json.dumps({"task": "image", **options}))
-    flags = ["--epochs", "2", "--batch-size", "8", "--schedule", "0:0,1:all", "--layer-decay", "0.5", "--image-size", "48", "40"]
-    from_flags = parse_recipe_args("image", flags)
-    assert parse_recipe_args("image", ["--config", str(yaml_path)]) == from_flags
-    assert parse_recipe_args(None, ["--config", str(json_path)]) == from_flags
-    assert from_flags.image_size == (48, 40) and from_flags.dataset == "mnist_digits"
-    # Flags override the file.
-    assert parse_recipe_args("image", ["--config", str(yaml_path), "--epochs", "5"]).epochs == 5
-    # An explicit None (flag `none`, YAML null) overrides a task default instead of being dropped.
-    null_path = tmp_path / "null.yaml"
-    null_path.write_text("weights: null\nmax_examples: null\n")
-    from_null = parse_recipe_args("text", ["--config", str(null_path)])
-    assert from_null.weights is None and from_null.max_examples is None
-    assert parse_recipe_args("text", ["--weights", "none"]).weights is None
+from tftune.recipe import RecipeConfig, next_commands, run_recipe, unfreezing_schedule
 
 
 @pytest.mark.parametrize(
     "options, message",
     [
         ({"schedule": "sometimes"}, "schedule must be one of .* got 'sometimes'"),
-        ({"epochs": 0}, "epochs must be a positive integer; got 0"),
-        ({"batch_size": 2.5}, "batch_size must be a positive integer; got 2.5"),
+        ({"epochs": 0}, "epochs must be an integer >= 1; got 0"),
+        ({"batch_size": 2.5}, "batch_size must be an integer >= 1; got 2.5"),
         ({"epochs": 1, "schedule": "gradual"}, "needs epochs >= 2"),
-        ({"learning_rate": 3.0}, r"learning_rate must be in \(0, 1\); got 3.0"),
+        ({"learning_rate": 3.0}, r"learning_rate must be a number in \(0, 1\); got 3.0"),
+        ({"image_size": (16, 16)}, r"image_size must be \(height, width\), two integers >= 32"),
+        ({"augmentation": ["flip", "blur"]}, "augmentation must be one of 'flip', 'crop', 'rotation'; got 'blur'"),
+        ({"strategy": "cluster"}, "strategy must be one of 'auto', 'cpu'"),
         ({"colour": "blue"}, r"Unknown recipe options \['colour'\]"),
     ],
 )
@@ -58,11 +27,18 @@ def test_bad_options_are_rejected_before_any_work(options, message):
         RecipeConfig.for_task("text", **options)
 
 
-def test_config_file_with_an_unknown_option(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("task: text\nepoch: 3\n")
-    with pytest.raises(ValueError, match=r"Unknown recipe options \['epoch'\]"):
-        parse_recipe_args(None, ["--config", str(path)])
+def test_every_bad_option_is_listed_in_one_error():
+    with pytest.raises(ValueError) as error:
+        RecipeConfig.for_task(
+            "text", learning_rate=5, validation_fraction=1.5, sequence_length=0, precision="float8", seed=-1
+        )
+    lines = str(error.value).splitlines()
+    assert lines[0] == "5 invalid options:"
+    assert [line.split()[1] for line in lines[1:]] == [
+        "learning_rate", "validation_fraction", "sequence_length", "precision", "seed"
+    ]
+    with pytest.raises(ValueError, match="task must be one of 'text', 'image'; got 'audio'"):
+        RecipeConfig.for_task("audio")
 
 
 def test_unfreezing_schedules():
@@ -75,44 +51,43 @@ def test_unfreezing_schedules():
     assert RecipeConfig.for_task("text")._resolved_schedule() == "gradual"
 
 
-def _assert_run_outputs(output_dir, export_dir, model_name, label_names):
-    for name in ("metrics.json", "report.md", "curves.png", "confusion_matrix.png"):
-        assert os.path.getsize(os.path.join(output_dir, name)) > 0, name
-    metrics = json.loads(open(os.path.join(output_dir, "metrics.json")).read())
-    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
-    assert math.isfinite(metrics["loss"]) and metrics["loss"] > 0
-    assert sorted(metrics["per_class"]) == sorted(label_names)
-    assert os.listdir(os.path.join(export_dir, model_name)) == ["1"]
-    return metrics
-
-
-def test_bert_recipe_end_to_end(tmp_path):
-    output_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
-    _recipe("bert_three_class_text_classification").main(
-        ["--max-examples", "60", "--sequence-length", "16", "--epochs", "2", "--batch-size", "8",
-         "--output-dir", output_dir, "--export-dir", export_dir, "--model-name", "reviews"]
+def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):
+    config = RecipeConfig.for_task("text", dataset="data/sms.CSV", output_dir="runs/sms", model_name="sms")
+    assert next_commands(config, "runs/sms/model.keras", "saved_models/sms/1") == (
+        "tftune evaluate runs/sms/model.keras test.csv --output-dir runs/sms/evaluation",
+        "tftune export runs/sms/model.keras --base-dir saved_models --name sms",
+        "tftune predict saved_models/sms 'a fine film'",
     )
-    metrics = _assert_run_outputs(output_dir, export_dir, "reviews", ["rotten", "fresh", "plot"])
-    assert metrics["config"]["dataset"] == "rotten_tomatoes_3class"
-    predictions = tftune.predict_from_saved_model(os.path.join(export_dir, "reviews"), ["a fine film", "dull"])
-    assert [prediction.label in ("rotten", "fresh", "plot") for prediction in predictions] == [True, True]
-    assert all(0 < prediction.probability <= 1 for prediction in predictions)
-
-
-def test_resnet_recipe_end_to_end_through_the_cli(small_resnet_preset, tmp_path):
-    output_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "saved_models")
-    config_path = tmp_path / "digits.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {"task": "image", "backbone": small_resnet_preset, "max_examples": 200, "epochs": 2, "batch_size": 16,
-             "schedule": "0:2,1:all", "augmentation": ["flip"], "output_dir": output_dir, "export_dir": export_dir,
-             "model_name": "digits"}
-        )
+    photos = tmp_path / "my photos"
+    photos.mkdir()
+    config = RecipeConfig.for_task("image", dataset=str(photos), output_dir=str(tmp_path / "run"))
+    evaluate, export, predict = next_commands(config, str(tmp_path / "run" / "model.keras"), "exports/pets/3")
+    assert evaluate.split()[3] == "test/" and export.endswith("--base-dir exports --name pets")
+    assert predict == "tftune predict exports/pets image.jpg"
+    config = RecipeConfig.for_task("text", dataset="glue/sst2", data_dir="/data/tfds")
+    assert next_commands(config, "m.keras", "saved_models/x/1")[0] == (
+        "tftune evaluate m.keras glue/sst2 --data-dir /data/tfds --output-dir runs/glue_sst2_text/evaluation"
     )
-    assert cli.main(["train", "--config", str(config_path)]) == 0
-    _assert_run_outputs(output_dir, export_dir, "digits", [str(digit) for digit in range(10)])
-    digit = tftune.load_mnist_digits().images[0].astype("uint8")
-    image_path = tmp_path / "digit.png"
-    image_path.write_bytes(tf.io.encode_png(digit).numpy())
-    (prediction,) = tftune.predict_from_saved_model(os.path.join(export_dir, "digits"), [str(image_path)])
-    assert prediction.label in [str(d) for d in range(10)] and np.isfinite(prediction.probability)
+
+
+@pytest.mark.slow
+def test_gradual_recipe_run_spreads_the_groups_and_writes_every_file(small_resnet_preset, tmp_path):
+    config = RecipeConfig.for_task(
+        "image", backbone=small_resnet_preset, max_examples=40, epochs=3, batch_size=8, schedule="gradual",
+        output_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "saved_models"), model_name="digits",
+    )
+    result = run_recipe(config)
+    # The small ResNet has 5 backbone groups (stem, 4 stages): gradual over 3 epochs is head, 2 groups, all.
+    assert result.metrics["config"]["unfreezing_schedule"] == [[0, 0], [1, 2], [2, "all"]]
+    trainable = result.metrics["history"]["trainable_params"]
+    assert trainable[0] < trainable[1] < trainable[2]
+    assert [stage["first_epoch"] for stage in result.metrics["stages"]] == [0, 1, 2]
+    for name in ("metrics.json", "report.md", "curves.png", "confusion_matrix.png", "history.csv", "model.keras"):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    assert result.model_path == str(tmp_path / "run" / "model.keras")
+    # model.keras holds the final weights: the returned model's.
+    saved = keras.models.load_model(result.model_path)
+    images = tftune.load_mnist_digits().images[:4]
+    np.testing.assert_allclose(saved.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6)
+    assert result.export.path == str(tmp_path / "saved_models" / "digits" / "1")
+    assert result.next_commands[-1] == f"tftune predict {tmp_path / 'saved_models' / 'digits'} image.jpg"

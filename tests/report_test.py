@@ -36,6 +36,9 @@ def test_classification_metrics_match_hand_computed_values():
     assert metrics["loss"] == pytest.approx(expected_loss)
     keras_loss = keras.losses.SparseCategoricalCrossentropy()(np.array(labels), np.array(probabilities))
     assert metrics["loss"] == pytest.approx(float(keras_loss), rel=1e-5)
+    # Always answering "b" (3 of 6) scores 0.5 accuracy and F1 2/3 on "b" only.
+    assert metrics["majority_baseline"] == pytest.approx({"label": "b", "accuracy": 0.5, "macro_f1": (2 / 3) / 3})
+    assert metrics["warnings"] == []
     never_predicted = report.classification_metrics([0, 1], [[0.9, 0.1], [0.8, 0.2]], ["x", "y"])
     assert never_predicted["per_class"]["y"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     with pytest.raises(ValueError, match=r"probabilities must be \[examples, classes\] = \[2, 3\]"):
@@ -76,8 +79,9 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
         metrics = json.load(file, parse_constant=lambda constant: pytest.fail(f"non-JSON constant {constant}"))
     assert metrics == result.metrics
     assert metrics["examples"] == prepared.validation_size == 50
-    for key in ("accuracy", "macro_f1"):
-        assert 0.0 <= metrics[key] <= 1.0
+    # Trained for real: at least twice chance (0.1, also the majority baseline: 10 balanced classes).
+    assert metrics["accuracy"] > 0.2 and metrics["macro_f1"] > 0.15
+    assert metrics["majority_baseline"]["accuracy"] == pytest.approx(0.1)
     assert math.isfinite(metrics["loss"]) and metrics["loss"] >= 0.0
     assert set(metrics["per_class"]) == set(prepared.label_names)
     for scores in metrics["per_class"].values():
@@ -93,12 +97,47 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
     assert metrics["wall_time_seconds"] == 12.5 and metrics["examples_per_second"] == 48.0
     markdown = open(result.paths["report_md"], encoding="utf-8").read()
     assert f"| accuracy | {metrics['accuracy']:.4f} |" in markdown
+    assert "| majority-class baseline accuracy (always '0') | 0.1000 |" in markdown
+    recalls = ", ".join(f"{name} {scores['recall']:.3f}" for name, scores in metrics["per_class"].items())
+    assert f"| recall per class | {recalls} |" in markdown
     assert "![confusion matrix](confusion_matrix.png)" in markdown
     assert '"backbone": "small resnet"' in markdown
     for key in ("curves_png", "confusion_matrix_png"):
         pixels = matplotlib.image.imread(result.paths[key])
         assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 300
         assert pixels[..., :3].std() > 0.05  # something was drawn
+
+
+def test_imbalanced_data_warns_when_the_majority_class_is_not_beaten_and_a_class_is_never_found():
+    labels = [0] * 13 + [1] * 2
+    probabilities = [[0.3, 0.7]] * 4 + [[0.8, 0.2]] * 11  # finds neither rare example, mislabels 4 common ones
+    metrics = report.classification_metrics(labels, probabilities, ["ham", "spam"])
+    assert metrics["accuracy"] == pytest.approx(9 / 15)
+    assert metrics["majority_baseline"]["label"] == "ham"
+    assert metrics["majority_baseline"]["accuracy"] == pytest.approx(13 / 15)
+    assert metrics["warnings"] == [
+        "accuracy 0.600 is not better than always answering the majority class 'ham' (0.867): the model has "
+        "learned no more than the class balance. Train longer or at a higher learning rate, or give the rare "
+        "classes more examples.",
+        "class 'spam' has recall 0.000 (below 0.2): the model finds 0 of its 2 examples.",
+    ]
+    better = report.classification_metrics(labels, [[0.9, 0.1]] * 13 + [[0.4, 0.6]] * 2, ["ham", "spam"])
+    assert better["accuracy"] == 1.0 and better["warnings"] == []
+
+
+def test_report_md_and_console_show_the_warnings(trained_digits, tmp_path, caplog):
+    model, prepared, _ = trained_digits
+    # Only 7s: the majority baseline is 1.0, which no model beats.
+    sevens = prepared.validation.unbatch().filter(lambda image, label: label == 7).batch(8)
+    with caplog.at_level("WARNING", logger="tftune"):
+        result = report.write_report(tmp_path, model, sevens, prepared.label_names)
+    assert result.metrics["majority_baseline"] == {"label": "7", "accuracy": 1.0, "macro_f1": pytest.approx(0.1)}
+    logged = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert logged == [f"Warning: {warning}" for warning in result.metrics["warnings"]]
+    assert "not better than always answering the majority class '7' (1.000)" in logged[0]
+    markdown = open(result.paths["report_md"], encoding="utf-8").read()
+    assert markdown.count("> **Warning:**") == len(logged)
+    assert "| majority-class baseline accuracy (always '7') | 1.0000 |" in markdown
 
 
 def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_digits, tmp_path):

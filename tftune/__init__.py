@@ -74,5 +74,6 @@ from tftune.unfreeze import (  # noqa: E402
 from tftune.schedules import WarmupDecay  # noqa: E402
 from tftune.lr_finder import LearningRateSweep, find_learning_rate  # noqa: E402
 from tftune.recipe import RecipeConfig, RecipeResult, run_recipe  # noqa: E402
+from tftune.cli import show_logs  # noqa: E402
 
 __version__ = "0.1.0"

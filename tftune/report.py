@@ -1,13 +1,17 @@
 """Evaluation reports: metrics.json, report.md, curves.png and confusion_matrix.png for a trained classifier.
 
-Metrics are computed with NumPy from the model's predicted probabilities;
-plots are drawn with matplotlib (Agg backend, no display needed).
+Metrics are computed with NumPy from the model's predicted probabilities,
+next to the majority-class baseline; a model that does not beat it, or a
+class it hardly ever finds, is warned about in report.md and on the console
+(the "tftune" logger). Plots are drawn with matplotlib (Agg backend, no
+display needed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -16,8 +20,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+_logger = logging.getLogger(__name__)
+
 _EPSILON = 1e-7
 _ANNOTATE_MAX_CLASSES = 20
+# A class the model finds less often than this is called out in the report.
+LOW_RECALL = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +35,11 @@ class EvaluationReport:
     Example:
 
     ```python
-    report = tftune.write_report("runs/bert", model, data.validation, data.label_names, history=history)
+    import tempfile
+    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    report = tftune.write_report(tempfile.mkdtemp(), model, data)
     report.metrics["macro_f1"], report.paths["report_md"]
     ```
     """
@@ -37,18 +49,23 @@ class EvaluationReport:
 
 
 def classification_metrics(labels, probabilities, label_names: Sequence[str]) -> dict:
-    """Accuracy, loss, confusion matrix and per-class precision / recall / F1 from predicted probabilities.
+    """Accuracy, loss, confusion matrix, per-class precision / recall / F1 and the majority baseline.
 
     `labels` are integer class indices `[N]`, `probabilities` `[N, classes]`.
     `loss` is the mean sparse categorical cross-entropy. A class that is never
     predicted (or never present) gets precision (recall) 0. `macro_f1` is the
-    unweighted mean of the per-class F1 scores.
+    unweighted mean of the per-class F1 scores. `majority_baseline` holds the
+    accuracy and macro-F1 of always answering the most frequent class of
+    `labels`; `warnings` says when accuracy does not beat it, and which
+    classes have recall below `LOW_RECALL` (0.2).
 
     Example:
 
     ```python
     metrics = tftune.classification_metrics([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], ["no", "yes"])
     metrics["accuracy"], metrics["per_class"]["yes"]["recall"]  # 0.667, 0.5
+    metrics["majority_baseline"]  # {'label': 'yes', 'accuracy': 0.667, 'macro_f1': 0.4}
+    metrics["warnings"]  # ['accuracy 0.667 is not better than always answering the majority class ...']
     ```
     """
     labels = np.asarray(labels, dtype="int64").reshape(-1)
@@ -64,51 +81,112 @@ def classification_metrics(labels, probabilities, label_names: Sequence[str]) ->
         raise ValueError(
             f"labels must index label_names (0..{classes - 1}); got values {sorted(set(labels.tolist()))[:10]}."
         )
-    predictions = probabilities.argmax(axis=1)
+    scores = _scores(labels, probabilities.argmax(axis=1), classes)
+    majority = int(np.bincount(labels, minlength=classes).argmax())
+    baseline = _scores(labels, np.full_like(labels, majority), classes)
+    picked = probabilities[np.arange(len(labels)), labels]
+    metrics = {
+        "examples": int(len(labels)),
+        "accuracy": scores["accuracy"],
+        "loss": float(-np.log(np.clip(picked, _EPSILON, 1.0)).mean()),
+        "macro_f1": scores["macro_f1"],
+        "majority_baseline": {
+            "label": str(label_names[majority]),
+            "accuracy": baseline["accuracy"],
+            "macro_f1": baseline["macro_f1"],
+        },
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(
+                label_names, scores["precision"], scores["recall"], scores["f1"], scores["support"]
+            )
+        },
+        "confusion_matrix": scores["confusion"].tolist(),
+    }
+    return {**metrics, "warnings": _warnings(metrics)}
+
+
+def _scores(labels: np.ndarray, predictions: np.ndarray, classes: int) -> dict:
     confusion = np.zeros((classes, classes), dtype="int64")
     np.add.at(confusion, (labels, predictions), 1)
     true_positives = np.diag(confusion).astype("float64")
     predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
+    support = confusion.sum(axis=1)
     precision = np.divide(true_positives, predicted, out=np.zeros(classes), where=predicted > 0)
-    recall = np.divide(true_positives, actual, out=np.zeros(classes), where=actual > 0)
+    recall = np.divide(true_positives, support, out=np.zeros(classes), where=support > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(classes), where=(precision + recall) > 0)
-    picked = probabilities[np.arange(len(labels)), labels]
     return {
-        "examples": int(len(labels)),
         "accuracy": float(true_positives.sum() / len(labels)),
-        "loss": float(-np.log(np.clip(picked, _EPSILON, 1.0)).mean()),
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(label_names, precision, recall, f1, actual)
-        },
-        "confusion_matrix": confusion.tolist(),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "confusion": confusion,
     }
 
 
-def evaluate_classifier(model: keras.Model, dataset: tf.data.Dataset, label_names: Sequence[str] | None = None) -> dict:
-    """`classification_metrics` of `model` on a batched `(features, labels)` dataset in a fixed order.
+def _warnings(metrics: dict) -> list[str]:
+    baseline = metrics["majority_baseline"]
+    warnings = []
+    if metrics["accuracy"] <= baseline["accuracy"]:
+        warnings.append(
+            f"accuracy {metrics['accuracy']:.3f} is not better than always answering the majority class "
+            f"{baseline['label']!r} ({baseline['accuracy']:.3f}): the model has learned no more than the class "
+            f"balance. Train longer or at a higher learning rate, or give the rare classes more examples."
+        )
+    for name, scores in metrics["per_class"].items():
+        if scores["support"] and scores["recall"] < LOW_RECALL:
+            found = round(scores["recall"] * scores["support"])
+            warnings.append(
+                f"class {name!r} has recall {scores['recall']:.3f} (below {LOW_RECALL}): the model finds "
+                f"{found} of its {scores['support']} examples."
+            )
+    return warnings
 
-    Predictions come from `model.predict` (its progress bar, and correct
-    under a tf.distribute strategy); labels from a second pass over the
-    dataset, which must therefore not be shuffled. `label_names` defaults to
-    `model.labels`.
+
+def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[str] | None = None) -> dict:
+    """`classification_metrics` of `model` on a batched `(inputs, labels)` dataset in a fixed order.
+
+    `model` is a Keras classifier, run with `model.predict` (its progress
+    bar, and correct under a tf.distribute strategy), or a served model from
+    `tftune.load_serving_model`, run batch by batch with
+    `predict_probabilities` on the raw inputs (text strings, or float
+    images 0..255). Labels come from a second pass over the dataset, which
+    must therefore not be shuffled. `label_names` defaults to
+    `model.labels`. The metrics' warnings are also logged.
 
     Example:
 
     ```python
-    metrics = tftune.evaluate_classifier(model, data.validation)
-    print(metrics["accuracy"], metrics["macro_f1"])
+    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None)
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    metrics = tftune.evaluate_classifier(model, data)
+    metrics["majority_baseline"]["accuracy"]  # 0.5: four images of each class
     ```
     """
     label_names = list(label_names if label_names is not None else model.labels)
-    labels = list(dataset.map(lambda features, labels: labels).as_numpy_iterator())
+    labels = list(dataset.map(lambda inputs, labels: labels).as_numpy_iterator())
     if not labels:
         raise ValueError("The evaluation dataset yielded no batches; check the validation split.")
-    print("Evaluating")
-    probabilities = model.predict(dataset.map(lambda features, labels: features), verbose=1)
-    return classification_metrics(np.concatenate(labels), probabilities, label_names)
+    _logger.info("Evaluating on %d examples", sum(len(batch) for batch in labels))
+    inputs = dataset.map(lambda inputs, labels: inputs)
+    if isinstance(model, keras.Model):
+        probabilities = model.predict(inputs, verbose=1)
+    else:
+        probabilities = np.concatenate(
+            [np.asarray(model.predict_probabilities(_raw_inputs(batch, model.kind))) for batch in inputs.as_numpy_iterator()]
+        )
+    metrics = classification_metrics(np.concatenate(labels), probabilities, label_names)
+    for warning in metrics["warnings"]:
+        _logger.warning("Warning: %s", warning)
+    return metrics
+
+
+def _raw_inputs(batch: np.ndarray, kind: str):
+    """A batch of raw serving inputs: text strings (tf.data gives bytes), or the float images as they are."""
+    return [item.decode("utf-8") for item in batch] if kind == "text" else batch
 
 
 def write_report(
@@ -137,10 +215,14 @@ def write_report(
     Example:
 
     ```python
-    history = model.fit(data.train, validation_data=data.validation, epochs=3)
-    report = tftune.write_report("runs/digits", model, data.validation, data.label_names, history=history,
-                                 unfreezing_boundaries=[1, 2], config={"epochs": 3}, wall_time=120.0)
-    print(report.paths)
+    import tempfile
+    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
+    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    history = {"loss": [0.9, 0.7, 0.6], "val_loss": [0.8, 0.7, 0.7], "accuracy": [0.5, 0.6, 0.7]}
+    report = tftune.write_report(tempfile.mkdtemp(), model, data, history=history, unfreezing_boundaries=[1, 2],
+                                 config={"epochs": 3}, wall_time=120.0, title="cats and dogs")
+    report.paths["curves_png"], [stage["first_epoch"] for stage in report.metrics["stages"]]  # ..., [0, 1, 2]
     ```
     """
     os.makedirs(output_dir, exist_ok=True)
@@ -283,7 +365,7 @@ def _plot_confusion_matrix(confusion: np.ndarray, label_names: list[str], path: 
                     va="center",
                     color="white" if fractions[row, column] > 0.5 else "black",
                 )
-    axis.set_title(f"{title}: confusion matrix (validation)")
+    axis.set_title(f"{title}: confusion matrix")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
@@ -294,14 +376,20 @@ def _number(value, digits: int = 4) -> str:
 
 
 def _markdown(metrics: dict, title: str, paths: dict) -> str:
-    lines = [
-        f"# {title}",
-        "",
+    baseline = metrics["majority_baseline"]
+    recalls = ", ".join(f"{name} {_number(scores['recall'], 3)}" for name, scores in metrics["per_class"].items())
+    lines = [f"# {title}", ""]
+    if metrics["warnings"]:
+        lines += [*(f"> **Warning:** {warning}" for warning in metrics["warnings"]), ""]
+    lines += [
         "| metric | value |",
         "|---|---|",
-        f"| validation examples | {metrics['examples']} |",
+        f"| evaluated examples | {metrics['examples']} |",
         f"| accuracy | {_number(metrics['accuracy'])} |",
+        f"| majority-class baseline accuracy (always {baseline['label']!r}) | {_number(baseline['accuracy'])} |",
         f"| macro-F1 | {_number(metrics['macro_f1'])} |",
+        f"| majority-class baseline macro-F1 | {_number(baseline['macro_f1'])} |",
+        f"| recall per class | {recalls} |",
         f"| loss | {_number(metrics['loss'])} |",
         f"| wall time (s) | {_number(metrics['wall_time_seconds'], 1)} |",
         f"| training examples/s | {_number(metrics['examples_per_second'], 1)} |",
