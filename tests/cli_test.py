@@ -342,3 +342,45 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     served = _metrics(tmp_path / "served")
     assert served["examples"] == 200
     assert served["accuracy"] == pytest.approx(tested["accuracy"], abs=0.02)  # same pixels, resized without rounding
+
+
+def test_transfer_options_from_flags_and_config_file(tmp_path):
+    flags = ["--pooling", "max", "--head-learning-rate", "3e-3", "--class-weight", "balanced",
+             "--encoding", "latin-1", "--drop-missing-labels"]
+    config = cli.parse_recipe_args("text", flags)
+    assert (config.pooling, config.head_learning_rate, config.class_weight, config.encoding,
+            config.drop_missing_labels) == ("max", 3e-3, "balanced", "latin-1", True)
+    path = tmp_path / "run.yaml"
+    path.write_text("pooling: max\nhead_learning_rate: 3.0e-3\nclass_weight: balanced\nencoding: latin-1\n"
+                    "drop_missing_labels: true\n")
+    assert cli.parse_recipe_args("text", ["--config", str(path)]) == config
+    # Defaults: the checkpoint's pooling, a head-sized rate while the backbone is frozen, no class weights.
+    default = cli.parse_recipe_args("text", [])
+    assert (default.pooling, default.head_learning_rate, default.class_weight) == (None, 1e-2, None)
+    assert cli.parse_recipe_args("text", ["--head-learning-rate", "none"]).head_learning_rate is None
+    # BatchNorm stays in inference mode for pretrained image weights only.
+    assert cli.parse_recipe_args("image", []).resolved_keep_batchnorm_frozen() is False
+    assert cli.parse_recipe_args("image", ["--weights", "pretrained"]).resolved_keep_batchnorm_frozen() is True
+
+
+def test_bad_transfer_options_are_one_line(capsys):
+    line = _error_line(capsys, ["train", "--task", "text", "--pooling", "sum", "--class-weight", "inverse",
+                                "--head-learning-rate", "-1"])
+    assert "3 invalid options" in line
+    assert "pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
+    assert "class_weight must be one of None, 'balanced'; got 'inverse'" in line
+    assert "head_learning_rate must be a number in (0, 1); got -1" in line
+
+
+@pytest.mark.slow
+def test_lr_find_sweeps_the_head_and_leaves_a_plot_and_a_suggestion(small_resnet_preset, tmp_path, capsys):
+    digits = tftune.load_mnist_digits()
+    every_class = np.arange(0, 5000, 80)  # the file is sorted by digit
+    folder = _write_digit_folder(tmp_path / "digits", digits.images[every_class], digits.labels[every_class])
+    output = tmp_path / "sweep"
+    assert cli.main(["lr-find", "--task", "image", "--dataset", folder, "--backbone", small_resnet_preset,
+                     "--weights", "none", "--output-dir", str(output), "--steps", "12", "--batch-size", "8"]) == 0
+    printed = capsys.readouterr().out
+    suggestion = re.search(r"Train with: --head-learning-rate (\S+)", printed)
+    assert suggestion and 1e-7 <= float(suggestion.group(1)) <= 1.0, printed
+    assert (output / "lr_find_head.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -42,10 +42,10 @@ def test_every_bad_option_is_listed_in_one_error():
 
 
 def test_unfreezing_schedules():
-    assert unfreezing_schedule("gradual", epochs=3, backbone_groups=8) == {0: 0, 1: 4, 2: "all"}
-    assert unfreezing_schedule("head_only", epochs=3, backbone_groups=8) == {0: 0}
-    assert dict(unfreezing_schedule("0:0,2:3,4:all", epochs=5, backbone_groups=8)) == {0: 0, 2: 3, 4: "all"}
-    assert unfreezing_schedule("ulmfit", epochs=3, backbone_groups=8) is None
+    assert unfreezing_schedule("gradual") == "spread"
+    assert unfreezing_schedule("head_only") == {0: 0}
+    assert dict(unfreezing_schedule("0:0,2:3,4:all")) == {0: 0, 2: 3, 4: "all"}
+    assert unfreezing_schedule("ulmfit") is None
     # "auto" trains everything when the backbone has no pretrained weights.
     assert RecipeConfig.for_task("image")._resolved_schedule() == "all"
     assert RecipeConfig.for_task("text")._resolved_schedule() == "gradual"

@@ -17,7 +17,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     The rate rises linearly over `warmup_steps`, then decays to
     `final_ratio * peak_learning_rate` at `total_steps` (`decay="linear"` or
-    `"cosine"`) and stays there; with `total_steps=None` or
+    `"cosine"`) and stays there (a warm-up longer than the fit, or than a
+    stage, ends before reaching the peak); with `total_steps=None` or
     `decay="constant"` it stays at the peak. ULMFiT's slanted triangular rate
     is `warmup_steps=0.1 * T, total_steps=T, decay="linear", final_ratio=1/32`.
 
@@ -105,9 +106,7 @@ def schedule_errors(learning_rate, warmup_steps, total_steps, decay, final_ratio
     return [
         number_error("learning_rate", learning_rate, minimum=0, exclusive=True),
         integer_error("warmup_steps", warmup_steps, minimum=0),
-        None
-        if total_steps is None or integer_error("warmup_steps", warmup_steps, minimum=0)
-        else integer_error("total_steps", total_steps, minimum=warmup_steps + 1),
+        None if total_steps is None else integer_error("total_steps", total_steps, minimum=1),
         choice_error("decay", decay, DECAY_SHAPES),
         number_error("final_ratio (final rate / peak rate)", final_ratio, minimum=0, maximum=1),
     ]
