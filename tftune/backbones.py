@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 import keras_hub
+import safetensors
 from keras_hub.src.utils.transformers import convert_bert
 
 from tftune._validation import integer_error, raise_errors
@@ -294,7 +295,13 @@ def _load_local_directory(directory: str, load_weights: bool) -> keras.Model:
                 f"{directory!r} looks like a Hugging Face BERT checkpoint but lacks "
                 f"{missing}; expected {list(_HF_BERT_FILES)}."
             )
-        return keras_hub.models.BertBackbone.from_preset(directory, load_weights=load_weights)
+        try:
+            return keras_hub.models.BertBackbone.from_preset(directory, load_weights=load_weights)
+        except safetensors.SafetensorError as error:
+            raise ValueError(
+                f"{os.path.join(directory, 'model.safetensors')!r} exists but cannot be read ({error}): the "
+                f"download or copy was probably cut short. Re-download the checkpoint, or pass another backbone."
+            ) from None
     raise ValueError(
         f"Directory {directory!r} is not a backbone tftune can load. Expected either "
         f"a keras-hub preset ({', '.join(_KERAS_HUB_PRESET_FILES)}, as written by "
