@@ -65,6 +65,7 @@ def test_keras_applications_layer_groups(name):
     _assert_groups_cover_every_trainable_weight(resolved.model, resolved.layer_groups)
 
 
+@pytest.mark.slow
 def test_keras_applications_weights_from_local_file(tmp_path, random_images):
     keras.utils.set_random_seed(1)
     source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))

@@ -2,6 +2,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _import_tftune(environment_overrides: dict) -> subprocess.CompletedProcess:
     environment = {**os.environ, **environment_overrides}
@@ -17,6 +19,7 @@ def test_another_explicit_backend_is_not_overwritten_and_fails_clearly():
     assert "KERAS_BACKEND='jax'" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
 
 
+@pytest.mark.slow
 def test_unset_backend_becomes_tensorflow():
     environment = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
     result = subprocess.run(

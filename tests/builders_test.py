@@ -151,6 +151,7 @@ def test_frozen_batchnorm_runs_in_inference_mode(image_classifier, random_images
             weight.assign(value)
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip(text_classifier, image_classifier, random_images, tmp_path):
     texts = ["an absolute triumph", "two hours I will never get back"]
     for model, inputs in [(text_classifier, text_classifier.preprocessor(texts)), (image_classifier, random_images)]:
@@ -236,6 +237,7 @@ def _fine_tune_accuracy(bert_dir, data, weights):
     return model.evaluate(features(validation), data.labels[validation], verbose=0)[1]
 
 
+@pytest.mark.slow
 def test_pretrained_bert_transfers_and_random_init_does_not(bert_dir, rotten_tomatoes):
     # Measured here: pretrained ~0.72, random init ~0.44-0.58 (majority class is 58%).
     pretrained = _fine_tune_accuracy(bert_dir, rotten_tomatoes, "pretrained")

@@ -17,6 +17,7 @@ def _all(dataset):
     return list(dataset.as_numpy_iterator())
 
 
+@pytest.mark.slow
 def test_text_pipelines_tokenize_with_the_model_preprocessor(preprocessor):
     splits = data.load_text_splits(tftune.load_rotten_tomatoes("three_class").subset(range(0, 13905, 200)))
     prepared = data.text_pipelines(splits, preprocessor, batch_size=8, seed=1)

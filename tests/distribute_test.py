@@ -112,6 +112,7 @@ def test_precision_policy_per_device_kind(mirrored):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.slow
 def test_mixed_precision_keeps_head_and_loss_float32_and_trains(small_resnet_preset, mirrored, policy):
     with mirrored.scope(), distribute.precision_scope(policy):
         model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
@@ -149,6 +150,7 @@ def test_distribute_dataset_batches_shards_and_keeps_the_partial_batch(mirrored)
     assert per_replica == [[2, 2], [2, 2], [1, 1]]
 
 
+@pytest.mark.slow
 def test_bool_padding_mask_pipeline_trains_bert_on_two_replicas(bert_dir, mirrored):
     with mirrored.scope():
         model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, dropout=0.0)
@@ -206,6 +208,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_identical_weights_equal_to_one_process(small_resnet_preset, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []

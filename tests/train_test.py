@@ -34,6 +34,7 @@ def _fit_weights(spec, data, strategy, **kwargs):
     return result, [weight.numpy() for weight in result.model.weights]
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica_on_a_small_resnet(small_resnet_preset):
     # tftune.fit synchronizes BatchNorm over the replicas (stage_4's BN trains from step 2),
     # so both runs normalise with the same global-batch statistics; only summation order differs.
@@ -61,6 +62,7 @@ def _initial_weights(spec):
     return [weight.numpy() for weight in spec.build().weights]
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica_on_bert(bert_dir, rotten_tomatoes):
     # BERT's pooled [CLS] output: mean-pooled MiniLM features have a few large dimensions (e.g. 271) that
     # amplify float32 summation-order differences beyond this test's tolerances.
@@ -159,6 +161,7 @@ def _journal(path):
     return [json.loads(line) for line in open(path)]
 
 
+@pytest.mark.slow
 def test_sigkill_in_epoch_two_resumes_at_epoch_two_in_its_unfreezing_stage(small_resnet_preset, tmp_path):
     uninterrupted = _train(small_resnet_preset, tmp_path / "reference", tmp_path / "reference.jsonl")
     killed = _train(small_resnet_preset, tmp_path / "run", tmp_path / "run.jsonl", kill_point="1:1")

@@ -198,6 +198,7 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
     [(2, "float32"), (1, "mixed_float16"), (2, "mixed_float16")],
     ids=["mirrored-2-replicas", "mixed-precision", "mirrored-mixed-precision"],
 )
+@pytest.mark.slow
 def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, replicas, precision):
     images, labels = _image_data()
     strategy = tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1")) if replicas == 2 else tf.distribute.get_strategy()
@@ -420,6 +421,7 @@ def test_restart_warms_up_again_at_each_boundary_and_after_a_resume(small_resnet
     np.testing.assert_allclose(seen["resumed"][-4:], seen["whole"][-4:], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_save_and_load_mid_schedule_then_resume_matches_an_uninterrupted_fit(small_resnet_preset, tmp_path):
     """A model compiled by compile_for_unfreezing, saved after the head-only epoch, loads and resumes exactly."""
     images, labels = _image_data()
