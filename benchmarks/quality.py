@@ -31,7 +31,8 @@ then the targets with PASS / FAIL:
     .venv/bin/python benchmarks/quality.py --report-only --results quality_results.jsonl  # tables again
 
 Runs go seed by seed over every task and row, each appended to `--results` as it ends, so
-an interrupted benchmark still leaves complete tables for the seeds it finished.
+an interrupted benchmark still leaves complete tables for the seeds it finished; the same
+command again skips the runs already in `--results` and finishes the rest.
 """
 
 from __future__ import annotations
@@ -225,13 +226,17 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="print the tables of --results, run nothing")
     args = parser.parse_args()
 
-    runs = _read_results(args.results) if args.report_only else []
+    runs = _read_results(args.results) if os.path.exists(args.results) else []
     if not args.report_only:
         tasks = {name: make_task(name, args) for name in args.tasks}
-        # Seed by seed over every task and row, so an interrupted run still leaves complete tables.
+        done = {(run["task"], run["row"], run["seed"]) for run in runs}
+        # Seed by seed over every task and row, so an interrupted run still leaves complete tables; runs
+        # already in --results are kept, not repeated (rerun the same command to finish an interrupted one).
         for seed in args.seeds:
             for name, task in tasks.items():
                 for row in args.rows:
+                    if (name, row, seed) in done:
+                        continue
                     runs.append({"task": name, "row": row, "seed": seed, "setup": _setup(task, args),
                                  **run_row(task, row, seed, args)})
                     with open(args.results, "a") as results_file:
