@@ -57,14 +57,8 @@ _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 class ExportResult:
     """A published export: where it is, its signatures and what serving it needs.
 
-    Example:
-
-    ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
-    result = tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
-    print(result.path, result.version)
-    print(result.serving_instructions())
-    ```
+    `tftune.export_saved_model` and `tftune.export_from_file` return one
+    (see their examples).
     """
 
     path: str
@@ -134,9 +128,10 @@ def export_saved_model(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
     result = tftune.export_saved_model(model, "saved_models", name="flowers", verify=False)
-    result.path  # 'saved_models/flowers/1'
+    result.path, result.version  # ('saved_models/flowers/1', 1)
+    print(result.serving_instructions())
     ```
     """
     started = time.perf_counter()
@@ -217,7 +212,7 @@ def export_from_file(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
     model.save("flowers.keras")
     tftune.export_from_file("flowers.keras", "saved_models", name="flowers", verify=False).version  # 1
     ```
