@@ -98,7 +98,7 @@ def fit(
     examples = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2] * 4))
     result = tftune.fit(
         tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (32, 32), "weights": None}),
-        examples.take(8), examples.skip(8), epochs=1, batch_size=4, strategy="auto", checkpoint_dir="runs/flowers",
+        examples.take(8), examples.skip(8), epochs=1, batch_size=4,
     )
     result.evaluation["accuracy"]
     ```

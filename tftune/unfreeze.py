@@ -229,7 +229,7 @@ def compile_for_unfreezing(
     model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
     tftune.freeze(model)
     tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6, total_steps=500)
-    print(tftune.trainable_summary(model))  # rates 1e-4 / 2.6**k, k counted down from the head (k=0)
+    print(tftune.trainable_summary(model))  # group k from the top (head: k=0) at 1e-4 / 2.6**k
     ```
     """
     groups = layer_groups(model)
@@ -305,9 +305,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
     model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
     tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6)
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 4))
-    unfreezing = tftune.GradualUnfreezing({0: 0, 1: "all"})  # head only, then everything
+    unfreezing = tftune.GradualUnfreezing({0: 0, 1: 1})  # head only, then also the top encoder layer
     history = model.fit(features, np.array([1, 0] * 4), batch_size=4, epochs=2, callbacks=[unfreezing])
-    history.history["trainable_params"]  # [770, 22566146]: the unused pooler stays frozen
+    history.history["trainable_params"]  # [770, 1775234]
     ```
     """
 
