@@ -134,11 +134,8 @@ def trainable_summary(model: keras.Model) -> str:
 def layer_groups(model: keras.Model) -> tuple:
     """The model's recorded layer groups, checked: at least one backbone group and a `head` last.
 
-    Example:
-
-    ```python
-    [group.name for group in tftune.layer_groups(model)]  # ['stem', 'stage_1', ..., 'head']
-    ```
+    Internal (not re-exported by `tftune`); users read `model.layer_groups`
+    (see the `LayerGroup` example).
     """
     groups = tuple(getattr(model, "layer_groups", None) or ())
     if len(groups) < 2 or groups[-1].name != HEAD:
