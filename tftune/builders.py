@@ -106,7 +106,7 @@ class TextClassifier(_Classifier):
     ```python
     model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16, labels=["rotten", "fresh"])
     model.pooling  # 'mean', what the MiniLM checkpoint was trained with
-    model.predict(model.preprocessor(["a fine film"]))
+    model(model.preprocessor(["a fine film"])).shape  # (1, 2)
     ```
     """
 
@@ -164,7 +164,7 @@ class ImageClassifier(_Classifier):
 
     ```python
     model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(64, 64), weights=None)
-    model.predict(np.zeros((1, 64, 64, 3), "float32"))
+    model(np.zeros((1, 64, 64, 3), "float32")).shape  # (1, 3)
     ```
     """
 

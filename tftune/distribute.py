@@ -156,14 +156,18 @@ class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy
     replicas only (`axis=None`); everything else is the parent's `reduce`,
     so gradients, variables and data sharding are unchanged.
 
-    Example (on every worker, with its own `TF_CONFIG`):
+    Example (run on every worker, each with its own `TF_CONFIG`; without
+    one, as here, it is a single local worker):
 
     ```python
     strategy = tftune.KerasMultiWorkerMirroredStrategy()
     with strategy.scope():
-        model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        tftune.freeze(model)  # head only: a quick demonstration
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(tftune.distribute_dataset(examples, strategy, global_batch_size=64), epochs=2)
+    images = np.random.RandomState(0).uniform(0, 255, size=(8, 32, 32, 3)).astype("float32")
+    examples = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2, 0, 1, 2, 0, 1]))
+    model.fit(tftune.distribute_dataset(examples, strategy, global_batch_size=8), epochs=1)
     ```
     """
 
@@ -297,8 +301,11 @@ class AllReplicasLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     Example:
 
     ```python
-    with strategy.scope():
-        model.compile(optimizer=tftune.AllReplicasLossScaleOptimizer(keras.optimizers.AdamW(1e-4)), loss=...)
+    strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    with strategy.scope(), tftune.precision_scope("mixed_float16"):
+        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        optimizer = tftune.AllReplicasLossScaleOptimizer(keras.optimizers.AdamW(1e-4))
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     ```
     """
 
@@ -329,9 +336,10 @@ def synchronize_batch_normalization(model: keras.Model) -> int:
     Example:
 
     ```python
+    strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
-    tftune.synchronize_batch_normalization(model)
+        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+    tftune.synchronize_batch_normalization(model)  # 53: ResNet50's BatchNormalization layers
     ```
     """
     layers = [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
@@ -349,8 +357,12 @@ def use_all_replicas_loss_scaling(model: keras.Model) -> None:
     Example:
 
     ```python
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    with strategy.scope(), tftune.precision_scope("mixed_float16"):
+        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     tftune.use_all_replicas_loss_scaling(model)
+    type(model.optimizer).__name__  # 'AllReplicasLossScaleOptimizer'
     ```
     """
     optimizer = model.optimizer
@@ -412,6 +424,8 @@ def distribute_dataset(
 
     ```python
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    images = np.zeros((16, 32, 32, 3), "float32")
+    labels = np.array([0, 1] * 8)
     examples = tf.data.Dataset.from_tensor_slices((images, labels))
     batches = tftune.distribute_dataset(examples, strategy, global_batch_size=tftune.global_batch_size(8, strategy))
     ```

@@ -118,7 +118,7 @@ def find_learning_rate(
     tftune.freeze(model)
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 8))
     data = tf.data.Dataset.from_tensor_slices((features, np.array([1, 0] * 8))).batch(8)
-    sweep = tftune.find_learning_rate(model, data, steps=30, plot_path="lr_find.png")
+    sweep = tftune.find_learning_rate(model, data, steps=10, plot_path="lr_find.png")
     print(sweep.summary())
     ```
     """

@@ -94,9 +94,11 @@ def fit(
     Example:
 
     ```python
+    images = np.random.RandomState(0).uniform(0, 255, size=(12, 32, 32, 3)).astype("float32")
+    examples = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2] * 4))
     result = tftune.fit(
-        tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (64, 64)}),
-        train_examples, val_examples, epochs=3, batch_size=32, strategy="auto", checkpoint_dir="runs/flowers",
+        tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (32, 32), "weights": None}),
+        examples.take(8), examples.skip(8), epochs=1, batch_size=4,
     )
     result.evaluation["accuracy"]
     ```

@@ -94,8 +94,10 @@ def unfreeze_all(model: keras.Model, *, keep_batchnorm_frozen: bool = False) -> 
     Example:
 
     ```python
+    model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+    tftune.freeze(model)
     tftune.unfreeze_all(model)
-    model.fit(train_data, epochs=1)
+    print(tftune.trainable_summary(model))  # every group trainable
     ```
     """
     unfreeze_top(model, ALL, keep_batchnorm_frozen=keep_batchnorm_frozen)
@@ -110,8 +112,9 @@ def trainable_summary(model: keras.Model) -> str:
     Example:
 
     ```python
-    tftune.freeze(model)
-    print(tftune.trainable_summary(model))
+    model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+    tftune.unfreeze_top(model, 1)
+    print(tftune.trainable_summary(model))  # stage_4 and head trainable
     ```
     """
     groups = layer_groups(model)
@@ -131,11 +134,8 @@ def trainable_summary(model: keras.Model) -> str:
 def layer_groups(model: keras.Model) -> tuple:
     """The model's recorded layer groups, checked: at least one backbone group and a `head` last.
 
-    Example:
-
-    ```python
-    [group.name for group in tftune.layer_groups(model)]  # ['stem', 'stage_1', ..., 'head']
-    ```
+    Internal (not re-exported by `tftune`); users read `model.layer_groups`
+    (see the `LayerGroup` example).
     """
     groups = tuple(getattr(model, "layer_groups", None) or ())
     if len(groups) < 2 or groups[-1].name != HEAD:
@@ -223,12 +223,10 @@ def compile_for_unfreezing(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64)
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
     tftune.freeze(model)
-    tftune.compile_for_unfreezing(
-        model, "adamw", 1e-4, layer_decay=1 / 2.6, warmup_steps=50, total_steps=500
-    )
-    model.fit(train_data, epochs=4, callbacks=[tftune.GradualUnfreezing()])
+    tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6, total_steps=500)
+    print(tftune.trainable_summary(model))  # group k from the top (head: k=0) at 1e-4 / 2.6**k
     ```
     """
     groups = layer_groups(model)
@@ -301,8 +299,12 @@ class GradualUnfreezing(keras.callbacks.Callback):
     Example:
 
     ```python
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
     tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6)
-    model.fit(data, epochs=4, callbacks=[tftune.GradualUnfreezing({0: 0, 1: 2, 3: "all"})])
+    features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 4))
+    unfreezing = tftune.GradualUnfreezing({0: 0, 1: 1})  # head only, then also the top encoder layer
+    history = model.fit(features, np.array([1, 0] * 4), batch_size=4, epochs=2, callbacks=[unfreezing])
+    history.history["trainable_params"]  # [770, 1775234]
     ```
     """
 

@@ -70,12 +70,9 @@ def load_text_splits(
     Example:
 
     ```python
-    import os, tempfile
-
-    path = os.path.join(tempfile.mkdtemp(), "reviews.csv")
-    with open(path, "w", encoding="utf-8") as file:
+    with open("reviews.csv", "w", encoding="utf-8") as file:
         file.write("review,sentiment\\n" + "great,pos\\nawful,neg\\nsuperb,pos\\ndull,neg\\n" * 3)
-    splits = tftune.load_text_splits(path, text_key="review", label_key="sentiment", validation_fraction=0.25)
+    splits = tftune.load_text_splits("reviews.csv", text_key="review", label_key="sentiment", validation_fraction=0.25)
     splits.class_counts["validation"]  # {'neg': 2, 'pos': 2}
     ```
     """

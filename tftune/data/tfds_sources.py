@@ -25,10 +25,8 @@ class DatasetUnavailableError(RuntimeError):
     Example:
 
     ```python
-    import tempfile
-
     try:
-        tftune.load_text_splits("imdb_reviews", data_dir=tempfile.mkdtemp())
+        tftune.load_text_splits("imdb_reviews", data_dir="empty_tfds_dir")
     except tftune.DatasetUnavailableError as error:
         print(error)  # ... tftune does not download unless you pass download=True ...
     ```

@@ -42,14 +42,8 @@ class CustomOpReport:
     `custom_ops` maps each such op to the library that registered it in this
     process ("tensorflow_text", or "unknown").
 
-    Example:
-
-    ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
-    result = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
-    report = tftune.custom_op_report(result.path)
-    report.min_model_server_version  # '2.19.0'
-    ```
+    `tftune.custom_op_report` returns one; every `ExportResult` holds its
+    export's as `custom_ops` (see their examples).
     """
 
     custom_ops: dict[str, str]
@@ -77,8 +71,10 @@ def custom_op_report(saved_model_dir: str | os.PathLike) -> CustomOpReport:
     ```python
     model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
     result = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
-    sorted(tftune.custom_op_report(result.path).custom_ops)
-    # ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'RegexSplitWithOffsets']
+    report = tftune.custom_op_report(result.path)
+    sorted(report.custom_ops)  # ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'RegexSplitWithOffsets']
+    report.min_model_server_version  # '2.19.0'
+    print(report)
     ```
     """
     from tensorflow.core.protobuf import saved_model_pb2
@@ -134,8 +130,8 @@ def write_models_config(base_dir: str | os.PathLike = "saved_models", serving_ro
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
-    tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
+    tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     tftune.write_models_config("saved_models")  # 'saved_models/models.config'
     # docker run -p 8501:8501 -v "$PWD/saved_models:/models" tensorflow/serving \\
     #   --model_config_file=/models/models.config

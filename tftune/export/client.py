@@ -39,13 +39,13 @@ _PREDICT_INPUTS = {
 class Prediction:
     """One served prediction: the input, its label, class id and probability.
 
+    `tftune.predict_from_saved_model` returns them (see its example).
+
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
-    tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
-    for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film"]):
-        print(prediction)  # fresh  0.5731  a fine film
+    prediction = tftune.Prediction(input="a fine film", label="fresh", class_id=1, probability=0.5731)
+    str(prediction)  # 'fresh\\t0.5731\\ta fine film'
     ```
     """
 
@@ -66,15 +66,7 @@ class ServingModel:
     (height, width) an image model resizes to (None for text models); images
     of any size can be given.
 
-    Example:
-
-    ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None, labels=["a", "b", "c"])
-    tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
-    served = tftune.load_serving_model("saved_models/flowers")
-    served.kind, served.version, served.labels, served.image_size  # ('image', 1, ['a', 'b', 'c'], (64, 64))
-    served.predict_probabilities(np.zeros((2, 64, 64, 3), "float32")).shape  # (2, 3)
-    ```
+    `tftune.load_serving_model` returns one (see its example).
     """
 
     def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, loaded):
@@ -147,7 +139,8 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     served = tftune.load_serving_model("saved_models/reviews")
-    served.predict_probabilities(["a fine film", "dull"]).shape  # (2, 2)
+    served.kind, served.version, served.labels  # ('text', 1, ['rotten', 'fresh'])
+    served.predict_probabilities(["a fine film", "a dull mess"]).shape  # (2, 2)
     ```
     """
     saved_model_dir = version_dir(os.fspath(path))
@@ -178,8 +171,8 @@ def predict_from_saved_model(
     ```python
     model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
-    for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film"]):
-        print(prediction.label, prediction.probability)
+    for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film", "a dull mess"]):
+        print(prediction.label, prediction.probability)  # the untrained head: near 0.5 each
     ```
     """
     inputs = list(inputs)

@@ -57,14 +57,8 @@ _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 class ExportResult:
     """A published export: where it is, its signatures and what serving it needs.
 
-    Example:
-
-    ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
-    result = tftune.export_saved_model(model, "saved_models", name="flowers", warmup=False, verify=False)
-    print(result.path, result.version)
-    print(result.serving_instructions())
-    ```
+    `tftune.export_saved_model` and `tftune.export_from_file` return one
+    (see their examples).
     """
 
     path: str
@@ -134,9 +128,10 @@ def export_saved_model(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
-    result = tftune.export_saved_model(model, "saved_models", name="flowers", verify=False)
-    result.path  # 'saved_models/flowers/1'
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    result = tftune.export_saved_model(model, "saved_models", name="reviews", verify=False)
+    result.path, result.version  # ('saved_models/reviews/1', 1)
+    print(result.serving_instructions())
     ```
     """
     started = time.perf_counter()
@@ -217,9 +212,9 @@ def export_from_file(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(64, 64), weights=None)
-    model.save("flowers.keras")
-    tftune.export_from_file("flowers.keras", "saved_models", name="flowers", verify=False).version  # 1
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model.save("reviews.keras")
+    tftune.export_from_file("reviews.keras", "saved_models", name="reviews", verify=False).version  # 1
     ```
     """
     return export_saved_model(load_keras_model(model_path), base_dir, name, version, **options)
