@@ -219,12 +219,10 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     Example:
 
     ```python
-    import tempfile
-    root = tempfile.mkdtemp()
-    config = tftune.RecipeConfig.for_task("image", max_examples=40, epochs=1, image_size=(32, 32),
-                                          output_dir=f"{root}/run", export_dir=f"{root}/saved_models")
+    config = tftune.RecipeConfig.for_task("text", max_examples=40, epochs=1, schedule="head_only",
+                                          sequence_length=16, output_dir="run", export_dir="saved_models")
     result = tftune.run_recipe(config)
-    result.model_path, result.export.path  # ('.../run/model.keras', '.../saved_models/mnist_digits_image/1')
+    result.model_path, result.export.path  # ('run/model.keras', 'saved_models/rotten_tomatoes_text/1')
     ```
     """
     config.check()
