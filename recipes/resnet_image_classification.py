@@ -18,13 +18,13 @@ import tensorflow as tf
 
 import tftune
 
-HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (pretrained weights only)
+HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
 LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
 WARMUP_STEPS = 10  # per stage
 WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
-# Pretrained: head only first, then the groups spread over the epochs, BatchNorm kept in inference mode (its
-# moving statistics would not settle in a few small-data steps). Random init: every group trains from the start.
-UNFREEZING = "spread" if WEIGHTS else {0: "all"}
+# Every group from the start: measured best at equal epochs (benchmarks/quality.py). With pretrained weights
+# BatchNorm stays in inference mode: its moving statistics would not settle in a few small-data steps.
+UNFREEZING = {0: "all"}
 DATASET = "mnist_digits"  # the name `tftune evaluate` knows
 
 

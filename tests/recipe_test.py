@@ -49,6 +49,9 @@ def test_unfreezing_schedules():
     # "auto" trains everything when the backbone has no pretrained weights.
     assert RecipeConfig.for_task("image")._resolved_schedule() == "all"
     assert RecipeConfig.for_task("text")._resolved_schedule() == "gradual"
+    # A pretrained ResNet trains every group from the start, BatchNorm in inference mode (measured best).
+    pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
+    assert pretrained_image._resolved_schedule() == "all" and pretrained_image.resolved_keep_batchnorm_frozen()
 
 
 def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):
