@@ -48,8 +48,9 @@ def test_unfreezing_schedules():
     assert unfreezing_schedule("ulmfit") is None
     # "auto" trains everything when the backbone has no pretrained weights.
     assert RecipeConfig.for_task("image")._resolved_schedule() == "all"
-    assert RecipeConfig.for_task("text")._resolved_schedule() == "gradual"
-    # A pretrained ResNet trains every group from the start, BatchNorm in inference mode (measured best).
+    # Pretrained backbones too train every group from the start (measured best at equal epochs);
+    # a pretrained ResNet with BatchNorm in inference mode.
+    assert RecipeConfig.for_task("text")._resolved_schedule() == "all"
     pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
     assert pretrained_image._resolved_schedule() == "all" and pretrained_image.resolved_keep_batchnorm_frozen()
 

@@ -166,11 +166,9 @@ class RecipeConfig:
     def _resolved_schedule(self) -> str:
         if self.schedule != "auto":
             return self.schedule
-        # What benchmarks/quality.py measured as best at equal epochs: gradual unfreezing for a pretrained
-        # BERT; every group from the start (BatchNorm in inference mode) for a pretrained ResNet; and a
-        # random backbone has no features to protect.
-        pretrained = self.weights is not None  # "pretrained", "imagenet" or a weights file
-        return "gradual" if pretrained and self.task == "text" else "all"
+        # What benchmarks/quality.py measured as best at equal epochs, pretrained (BatchNorm of a ResNet in
+        # inference mode) or not: every group from the start. "gradual" is cheaper and usable after one epoch.
+        return "all"
 
     def resolved_output_dir(self) -> str:
         return self.output_dir or os.path.join("runs", self.resolved_model_name())
