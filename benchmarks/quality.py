@@ -56,7 +56,7 @@ ROWS = {
     # name: (label, pretrained backbone?, GradualUnfreezing schedule, layer decay)
     "head_only": ("head only", True, {0: 0}, None),
     "full": ("full fine-tuning", True, {0: "all"}, None),
-    "gradual": ("gradual unfreezing (default)", True, "spread", None),
+    "gradual": ("gradual unfreezing (spread)", True, "spread", None),
     "gradual_decay": ("gradual + layer decay 1/2.6", True, "spread", ULMFIT_LAYER_DECAY),
     "random_init": ("random init, full", False, {0: "all"}, None),
 }
