@@ -28,7 +28,7 @@ then the targets with PASS / FAIL:
 
     .venv/bin/python benchmarks/quality.py                     # everything: ~45 min on 2 quiet CPU cores
     .venv/bin/python benchmarks/quality.py --tasks rt_binary --seeds 0 --rows head_only gradual
-    .venv/bin/python benchmarks/quality.py --report-only --results quality_results.jsonl  # tables again
+    .venv/bin/python benchmarks/quality.py --report-only   # the tables again, from benchmarks/quality_results.jsonl
 
 Runs go seed by seed over every task and row, each appended to `--results` as it ends, so
 an interrupted benchmark still leaves complete tables for the seeds it finished; the same
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--head-learning-rate", type=float, help="override the recipe's head rate")
     parser.add_argument("--warmup-steps", type=int, help="override the recipe's warm-up steps per stage")
     parser.add_argument("--pooling", choices=("cls", "mean", "max"), help="text: override the checkpoint's pooling")
-    parser.add_argument("--results", default="quality_results.jsonl", help="every run is appended here as JSON")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__), "quality_results.jsonl"), help="every run is appended here as JSON (default: beside this script, committed)")
     parser.add_argument("--report-only", action="store_true", help="print the tables of --results, run nothing")
     args = parser.parse_args()
 
