@@ -223,7 +223,10 @@ def main() -> None:
     parser.add_argument("--head-learning-rate", type=float, help="override the recipe's head rate")
     parser.add_argument("--warmup-steps", type=int, help="override the recipe's warm-up steps per stage")
     parser.add_argument("--pooling", choices=("cls", "mean", "max"), help="text: override the checkpoint's pooling")
-    parser.add_argument("--results", default=os.path.join(os.path.dirname(__file__), "quality_results.jsonl"), help="every run is appended here as JSON (default: beside this script, committed)")
+    parser.add_argument(
+        "--results", default=os.path.join(os.path.dirname(__file__), "quality_results.jsonl"),
+        help="every run is appended here as JSON (default: beside this script, committed)",
+    )
     parser.add_argument("--report-only", action="store_true", help="print the tables of --results, run nothing")
     args = parser.parse_args()
 
