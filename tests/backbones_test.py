@@ -5,6 +5,7 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
+import safetensors.numpy
 
 import tftune
 from tftune.backbones import BackboneUnavailableError
@@ -26,6 +27,13 @@ def test_hugging_face_bert_directory(bert_dir):
     )
     _assert_groups_cover_every_trainable_weight(resolved.model, resolved.layer_groups)
     assert resolved.pooling == "mean"  # sentence-transformers' 1_Pooling/config.json
+    # The checkpoint's weights are loaded; weights=None gives the same architecture, randomly initialized.
+    checkpoint = safetensors.numpy.load_file(os.path.join(bert_dir, "model.safetensors"))
+    embeddings = resolved.model.token_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(embeddings, checkpoint["embeddings.word_embeddings.weight"])
+    random_init = tftune.resolve_backbone(bert_dir, sequence_length=16, weights=None).model
+    assert random_init.count_params() == 22_713_216
+    assert np.abs(random_init.token_embedding.embeddings.numpy() - embeddings).mean() > 0.01
     features = resolved.preprocessor(["a thoroughly enjoyable film", "dull"])
     assert {name: str(tensor.dtype.name) for name, tensor in features.items()} == {
         "token_ids": "int32",

@@ -42,15 +42,17 @@ def test_every_bad_option_is_listed_in_one_error():
 
 
 def test_unfreezing_schedules():
+    assert unfreezing_schedule("head_first") == "head_first"
     assert unfreezing_schedule("gradual") == "spread"
     assert unfreezing_schedule("head_only") == {0: 0}
     assert dict(unfreezing_schedule("0:0,2:3,4:all")) == {0: 0, 2: 3, 4: "all"}
     assert unfreezing_schedule("ulmfit") is None
-    # "auto" trains everything when the backbone has no pretrained weights.
+    # "auto": what benchmarks/quality.py measured best at equal epochs. A pretrained BERT: the head alone
+    # for half of the first epoch, then every group; without pretrained weights, every group from the start.
+    assert RecipeConfig.for_task("text")._resolved_schedule() == "head_first"
+    assert RecipeConfig.for_task("text", weights=None)._resolved_schedule() == "all"
     assert RecipeConfig.for_task("image")._resolved_schedule() == "all"
-    # Pretrained backbones too train every group from the start (measured best at equal epochs);
-    # a pretrained ResNet with BatchNorm in inference mode.
-    assert RecipeConfig.for_task("text")._resolved_schedule() == "all"
+    # A pretrained ResNet: every group from the start, BatchNorm in inference mode.
     pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
     assert pretrained_image._resolved_schedule() == "all" and pretrained_image.resolved_keep_batchnorm_frozen()
 

@@ -65,6 +65,7 @@ from tftune.unfreeze import (  # noqa: E402
     GradualUnfreezing,
     compile_for_unfreezing,
     freeze,
+    head_first_schedule,
     parse_schedule,
     spread_schedule,
     trainable_summary,

@@ -27,7 +27,7 @@ _logger = logging.getLogger(__name__)
 
 TEXT_DEMO_DATASETS = {"rotten_tomatoes": "binary", "rotten_tomatoes_3class": "three_class"}
 IMAGE_DEMO_DATASETS = ("mnist_digits",)
-SCHEDULES = ("auto", "gradual", "ulmfit", "head_only", "all")
+SCHEDULES = ("auto", "head_first", "gradual", "ulmfit", "head_only", "all")
 TASKS = ("text", "image")
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
@@ -166,9 +166,10 @@ class RecipeConfig:
     def _resolved_schedule(self) -> str:
         if self.schedule != "auto":
             return self.schedule
-        # What benchmarks/quality.py measured as best at equal epochs, pretrained (BatchNorm of a ResNet in
-        # inference mode) or not: every group from the start. "gradual" is cheaper and usable after one epoch.
-        return "all"
+        # What benchmarks/quality.py measured as best at equal epochs: the head alone for half of the
+        # first epoch, then every group, for text; every group from the start for images.
+        # A random backbone (weights=None) has nothing to protect from a random head: every group.
+        return "head_first" if self.task == "text" and self.weights is not None else "all"
 
     def resolved_output_dir(self) -> str:
         return self.output_dir or os.path.join("runs", self.resolved_model_name())
@@ -262,7 +263,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         pipelines(result.model).validation,
         splits.label_names,
         history=_read_history(history_path, config.epochs),
-        unfreezing_boundaries=unfreezing.boundaries(),
+        unfreezing_boundaries=unfreezing.epoch_boundaries(),
         config={
             **dataclasses.asdict(config),
             "backbone": model_spec.backbone,
@@ -404,9 +405,11 @@ def _unfreezing(config: RecipeConfig) -> unfreeze.GradualUnfreezing:
 def unfreezing_schedule(schedule: str) -> dict | tuple | str | None:
     """The `GradualUnfreezing` schedule a recipe schedule name (or "EPOCH:GROUPS,..." text) stands for.
 
-    "gradual" is "spread" (head only first, every group in the last epoch,
-    evenly in between: `tftune.spread_schedule`); "ulmfit" is `None`,
-    GradualUnfreezing's default of one more group per epoch.
+    "head_first" is the head alone for half of the first epoch, then every
+    group (`tftune.head_first_schedule`); "gradual" is "spread" (head only
+    first, every group in the last epoch, evenly in between:
+    `tftune.spread_schedule`); "ulmfit" is `None`, GradualUnfreezing's default
+    of one more group per epoch.
 
     Example:
 
@@ -415,7 +418,10 @@ def unfreezing_schedule(schedule: str) -> dict | tuple | str | None:
     # ('spread', ((0, 0), (2, 'all')))
     ```
     """
-    names = {"gradual": unfreeze.SPREAD, "ulmfit": None, "head_only": {0: 0}, "all": {0: unfreeze.ALL}}
+    names = {
+        "head_first": unfreeze.HEAD_FIRST, "gradual": unfreeze.SPREAD, "ulmfit": None, "head_only": {0: 0},
+        "all": {0: unfreeze.ALL},
+    }
     return names[schedule] if schedule in names else unfreeze.parse_schedule(schedule)
 
 

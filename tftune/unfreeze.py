@@ -41,8 +41,10 @@ from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.schedules import WarmupDecay, schedule_errors
 
 ALL = "all"
-# GradualUnfreezing schedule name: head only first, every group in the last epoch, evenly in between.
+# GradualUnfreezing schedule names. "spread": head only first, every group in the last epoch, evenly in
+# between. "head_first": the head alone for the first half of the first epoch, then every group.
 SPREAD = "spread"
+HEAD_FIRST = "head_first"
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 _logger = logging.getLogger(__name__)
 # The WarmupDecay of each per-group optimizer, held by tftune (Keras has no public getter for a schedule).
@@ -167,6 +169,30 @@ def spread_schedule(epochs: int, backbone_groups: int) -> dict[int, int | str]:
     return {epoch: ALL if groups >= backbone_groups else groups for epoch, groups in stages.items()}
 
 
+def head_first_schedule(steps_per_epoch: int, head_fraction: float = 0.5) -> dict[int, int | str]:
+    """A step schedule: the new head alone for `head_fraction` of the first epoch, then every group.
+
+    Linear probing then fine-tuning (LP-FT; fastai's `fine_tune` with a
+    fraction of an epoch frozen): the head leaves its random start at a
+    head-sized rate before its gradients reach the pretrained backbone. Use it
+    with `unit="step"`; `GradualUnfreezing("head_first")` uses it with the
+    fit's steps per epoch and `head_fraction=0.5`.
+
+    Example:
+
+    ```python
+    tftune.head_first_schedule(steps_per_epoch=50)  # {0: 0, 25: 'all'}
+    unfreezing = tftune.GradualUnfreezing(tftune.head_first_schedule(50, head_fraction=0.2), unit="step")
+    ```
+    """
+    raise_errors(
+        integer_error("steps_per_epoch", steps_per_epoch, minimum=1),
+        number_error("head_fraction (of the first epoch, head only)", head_fraction, minimum=0, maximum=1),
+    )
+    head_steps = max(1, round(steps_per_epoch * head_fraction))
+    return {0: 0, head_steps: ALL}
+
+
 def parse_schedule(text: str, unit: str = "epoch") -> tuple[tuple[int, int | str], ...]:
     """Parse a command-line unfreezing schedule "boundary:groups,..." for `GradualUnfreezing`.
 
@@ -277,7 +303,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
     the head trains. The default (`None`) is ULMFiT's: head only, then one more
     group every `every` epochs (or steps). `"spread"` spreads the groups over
     the fit's epochs (`tftune.spread_schedule`): head only in the first epoch,
-    every group in the last. At a boundary the new groups train
+    every group in the last. `"head_first"` trains the head alone for the first
+    half of the first epoch, then every group (`tftune.head_first_schedule`; its
+    boundary is a step, so `unit` is "step"). At a boundary the new groups train
     from the next step on, with fresh optimizer state; groups already training
     keep theirs. The train function is re-traced once per boundary. Frozen
     BatchNorm runs in inference mode; `keep_batchnorm_frozen=True` keeps it
@@ -310,22 +338,31 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def __init__(
         self,
-        schedule: Mapping | Sequence | None = None,
+        schedule: Mapping | Sequence | str | None = None,
         *,
-        unit: str = "epoch",
+        unit: str | None = None,
         every: int = 1,
         keep_batchnorm_frozen: bool = False,
         restart_schedule: bool = True,
         verbose: int = 1,
     ):
         super().__init__()
+        named_unit = {SPREAD: "epoch", HEAD_FIRST: "step"}.get(schedule) if isinstance(schedule, str) else None
+        unit = unit or named_unit or "epoch"
         raise_errors(
             choice_error("unit", unit, ("epoch", "step")),
             integer_error(f"every ({unit}s per newly unfrozen group)", every, minimum=1),
         )
-        if schedule == SPREAD and unit != "epoch":
-            raise ValueError(f"schedule 'spread' spreads the groups over the fit's epochs; it needs unit='epoch', got {unit!r}.")
-        self.schedule = schedule if schedule in (None, SPREAD) else _check_schedule(schedule, unit)
+        if named_unit is not None and unit != named_unit:
+            raise ValueError(
+                f"schedule {schedule!r} sets its boundaries in {named_unit}s; got unit={unit!r}. Leave unit unset."
+            )
+        if isinstance(schedule, str) and named_unit is None:
+            raise ValueError(
+                f"schedule {schedule!r} is not a schedule name; the names are {SPREAD!r} and {HEAD_FIRST!r} "
+                f"(or pass a mapping such as {{0: 0, 1: 2, 3: 'all'}})."
+            )
+        self.schedule = schedule if schedule in (None, SPREAD, HEAD_FIRST) else _check_schedule(schedule, unit)
         self._pairs = self.schedule
         self.unit = unit
         self.every = every
@@ -338,7 +375,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {
-            "schedule": self.schedule if self.schedule in (None, SPREAD) else [list(pair) for pair in self.schedule],
+            "schedule": self.schedule if self.schedule in (None, SPREAD, HEAD_FIRST) else [list(pair) for pair in self.schedule],
             "unit": self.unit,
             "every": self.every,
             "keep_batchnorm_frozen": self.keep_batchnorm_frozen,
@@ -369,7 +406,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
         """The boundaries (epochs, or steps with `unit="step"`) where this fit's trainable set grows.
 
         Available once the fit began (a "spread" schedule depends on the fit's
-        epochs); `tftune.write_report(unfreezing_boundaries=...)` takes them.
+        epochs, a "head_first" one on its steps per epoch). `epoch_boundaries`
+        gives the ones `tftune.write_report` takes.
         """
         epochs = (self.params or {}).get("epochs") or 0
         end = epochs if self.unit == "epoch" else epochs * self._steps_per_epoch()
@@ -379,10 +417,23 @@ class GradualUnfreezing(keras.callbacks.Callback):
             starts = [start for start, _ in self._pairs]
         return [start for start in starts if 0 < start < end]
 
+    def epoch_boundaries(self) -> list[int]:
+        """The boundaries that fall on an epoch's start, as epochs: `tftune.write_report(unfreezing_boundaries=...)`.
+
+        A step boundary inside an epoch (the "head_first" one, say) splits no
+        per-epoch history, so it is left out. Available once the fit began.
+        """
+        if self.unit == "epoch":
+            return self.boundaries()
+        steps = self._steps_per_epoch()
+        return [boundary // steps for boundary in self.boundaries() if boundary % steps == 0]
+
     def on_train_begin(self, logs=None):
         groups = self._groups = layer_groups(self.model)
         if self.schedule == SPREAD:
             self._pairs = tuple(spread_schedule((self.params or {}).get("epochs") or 0, len(groups) - 1).items())
+        elif self.schedule == HEAD_FIRST:
+            self._pairs = tuple(head_first_schedule(self._steps_per_epoch()).items())
         if self._pairs is not None:
             for start, count in self._pairs:
                 if count != ALL:
