@@ -48,6 +48,23 @@ def small_resnet_preset(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_preset(bert_dir, tmp_path_factory) -> str:
+    """A 1-layer random BERT with MiniLM's vocabulary as a keras-hub preset folder: a text run in seconds.
+
+    For tests of the plumbing (strategies, recipes, exports); tests of transfer use `bert_dir`.
+    """
+    keras.utils.set_random_seed(0)
+    directory = str(tmp_path_factory.mktemp("tiny_bert_preset"))
+    keras_hub.models.BertBackbone(
+        vocabulary_size=30522, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=32,
+        dropout=0.0,  # deterministic in training mode: one replica and two compare exactly
+    ).save_to_preset(directory)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=os.path.join(bert_dir, "vocab.txt"), lowercase=True)
+    tokenizer.save_to_preset(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def rotten_tomatoes():
     return tftune.load_rotten_tomatoes("binary")
 

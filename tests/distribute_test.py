@@ -150,10 +150,9 @@ def test_distribute_dataset_batches_shards_and_keeps_the_partial_batch(mirrored)
     assert per_replica == [[2, 2], [2, 2], [1, 1]]
 
 
-@pytest.mark.slow
-def test_bool_padding_mask_pipeline_trains_bert_on_two_replicas(bert_dir, mirrored):
+def test_bool_padding_mask_pipeline_trains_bert_on_two_replicas(tiny_bert_preset, mirrored):
     with mirrored.scope():
-        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, dropout=0.0)
+        model = tftune.build_text_classifier(tiny_bert_preset, 2, sequence_length=16, dropout=0.0)
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     features = model.preprocessor(["a fine film", "dull and long", "great fun", "a mess"])
     features["padding_mask"] = tf.cast(features["padding_mask"], tf.bool)  # keras-hub's own dtype

@@ -37,6 +37,7 @@ def _identical(before, after):
     return len(before) == len(after) and all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.slow
 def test_sweep_restores_the_model_and_fit_continues_as_without_it(small_resnet_preset, tmp_path):
     def compiled_model():
         model = _image_model(small_resnet_preset, dropout=0.2)

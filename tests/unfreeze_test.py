@@ -260,6 +260,7 @@ def test_bad_input_raises_before_training(small_resnet_preset):
     assert all(_identical(before[name], values) for name, values in _group_values(model).items())
 
 
+@pytest.mark.slow
 def test_learning_rate_clock_is_shared_or_restarted_per_stage(small_resnet_preset):
     """Warm-up/decay: one clock for every group by default; restart_schedule restarts it at each boundary."""
     schedule = tftune.WarmupDecay(1.0, warmup_steps=4, total_steps=12, decay="cosine", final_ratio=0.1)
@@ -280,6 +281,7 @@ def test_learning_rate_clock_is_shared_or_restarted_per_stage(small_resnet_prese
     np.testing.assert_allclose(rates[True], [1.0, 0.5], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_path, caplog):
     images, labels = _image_data()
 
@@ -381,6 +383,7 @@ def test_head_learning_rate_holds_while_the_backbone_is_frozen(small_resnet_pres
         unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, head_learning_rate=-1)
 
 
+@pytest.mark.slow
 def test_restart_warms_up_again_at_each_boundary_and_after_a_resume(small_resnet_preset, tmp_path):
     """Each stage warms up from 0 and decays to the end of the fit, also when BackupAndRestore resumes inside it."""
     images, labels = _image_data()  # 4 steps per epoch at batch 4
