@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine: `make demo` and `make test` (every test);
-# `make test-fast` leaves out the tests marked slow, for a quick loop.
+# `make test-fast` leaves out the tests marked slow, for a quick loop. Plain `pytest` runs in one process.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,8 +17,11 @@ install: $(BIN)/python
 demo: install
 	$(BIN)/python recipes/bert_text_classification.py
 
+# One pytest-xdist worker per core (tests marked xdist_group("exports") share one worker's exports).
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+
 test: install
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"

@@ -13,6 +13,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from tftune import export
 
 pytest_plugins = ["export_fixtures"]
+# With pytest-xdist (`make test`), every test of the session-scoped exports runs on one worker: exported once.
+pytestmark = pytest.mark.xdist_group("exports")
 
 
 @pytest.mark.slow

@@ -11,6 +11,8 @@ import tftune
 from tftune import cli, export
 
 pytest_plugins = ["export_fixtures"]
+# With pytest-xdist (`make test`), every test of the session-scoped exports runs on one worker: exported once.
+pytestmark = pytest.mark.xdist_group("exports")
 
 
 @pytest.fixture

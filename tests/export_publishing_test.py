@@ -16,6 +16,8 @@ from export_fixtures import decoded, image_bytes, keras_image_probabilities
 from tftune import export
 
 pytest_plugins = ["export_fixtures"]
+# With pytest-xdist (`make test`), every test of the session-scoped exports runs on one worker: exported once.
+pytestmark = pytest.mark.xdist_group("exports")
 
 # Exports a .keras model into base_dir with writes capped (a file size limit,
 # or a tiny filesystem mounted by the caller) and reports what is left.

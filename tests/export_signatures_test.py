@@ -12,6 +12,8 @@ from export_fixtures import IMAGE_LABELS, TEXT_LABELS, image_bytes, keras_image_
 import tftune
 
 pytest_plugins = ["export_fixtures"]
+# With pytest-xdist (`make test`), every test of the session-scoped exports runs on one worker: exported once.
+pytestmark = pytest.mark.xdist_group("exports")
 
 MIXED_PRECISION_TOLERANCE = 1e-3
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")

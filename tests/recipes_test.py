@@ -49,29 +49,8 @@ def _check_served_like_keras(model, saved_model_dir, inputs, model_inputs):
 
 
 @pytest.mark.slow
-def test_bert_recipe_trains_saves_reports_and_exports(tiny_bert_preset, tmp_path, capsys):
-    printed = _run_recipe(
-        "bert_text_classification",
-        [*TINY_TEXT_RUN, "--backbone", tiny_bert_preset, "--output-dir", str(tmp_path / "run"),
-         "--export-dir", str(tmp_path / "saved_models"), "--model-name", "reviews"],
-        capsys,
-    )
-    model, metrics, saved_model_dir = _check_run(tmp_path, printed, "reviews", "rotten_tomatoes", '"a fine film"')
-    assert isinstance(model, tftune.TextClassifier) and model.labels == ["rotten", "fresh"]
-    assert model.sequence_length == 16 and metrics["config"]["unfreezing_schedule"] == "head_first"
-    # "head_first": the head alone for half of the first epoch, so every weight trains by the end of each epoch.
-    assert metrics["history"]["trainable_params"] == [model.count_params()] * 2
-    # metrics.json describes the saved model: re-evaluating it on the same validation split gives the same numbers.
-    splits = tftune.load_text_splits(tftune.load_rotten_tomatoes("binary"), max_examples=64, verbose=False)
-    again = tftune.evaluate_classifier(model, tftune.text_pipelines(splits, model.preprocessor, 16).validation)
-    assert again["confusion_matrix"] == metrics["confusion_matrix"]
-    assert again["loss"] == pytest.approx(metrics["loss"], rel=1e-4)
-    texts = ["a fine, moving film", "a dull and lifeless mess"]
-    _check_served_like_keras(model, saved_model_dir, texts, model.preprocessor(texts))
-
-
-@pytest.mark.slow
-def test_three_class_recipe_is_the_bert_recipe_on_three_labels(tiny_bert_preset, tmp_path, capsys):
+def test_bert_recipes_train_save_report_and_export(tiny_bert_preset, tmp_path, capsys):
+    """The 3-class script runs the BERT recipe (bert_text_classification.main) with --variant three_class."""
     printed = _run_recipe(
         "bert_three_class_text_classification",
         [*TINY_TEXT_RUN, "--backbone", tiny_bert_preset, "--output-dir", str(tmp_path / "run"),
@@ -80,8 +59,17 @@ def test_three_class_recipe_is_the_bert_recipe_on_three_labels(tiny_bert_preset,
     )
     name = "rotten_tomatoes_3class_text"
     model, metrics, saved_model_dir = _check_run(tmp_path, printed, name, "rotten_tomatoes_3class", '"a fine film"')
-    assert model.labels == ["rotten", "fresh", "plot"] and sorted(metrics["per_class"]) == sorted(model.labels)
-    assert metrics["config"]["backbone"] == tiny_bert_preset and metrics["examples"] == 6
+    assert isinstance(model, tftune.TextClassifier) and model.labels == ["rotten", "fresh", "plot"]
+    assert sorted(metrics["per_class"]) == sorted(model.labels) and metrics["examples"] == 6
+    assert metrics["config"]["backbone"] == tiny_bert_preset and metrics["config"]["variant"] == "three_class"
+    assert model.sequence_length == 16 and metrics["config"]["unfreezing_schedule"] == "head_first"
+    # "head_first": the head alone for half of the first epoch, so every weight trains by the end of each epoch.
+    assert metrics["history"]["trainable_params"] == [model.count_params()] * 2
+    # metrics.json describes the saved model: re-evaluating it on the same validation split gives the same numbers.
+    splits = tftune.load_text_splits(tftune.load_rotten_tomatoes("three_class"), max_examples=64, verbose=False)
+    again = tftune.evaluate_classifier(model, tftune.text_pipelines(splits, model.preprocessor, 16).validation)
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["loss"] == pytest.approx(metrics["loss"], rel=1e-4)
     texts = ["a fine, moving film", "a detective hunts a killer in 1920s paris"]
     _check_served_like_keras(model, saved_model_dir, texts, model.preprocessor(texts))
 
