@@ -156,6 +156,7 @@ def test_unusable_backbones_are_one_line_errors(bert_dir, tmp_path, capsys, brea
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_export_then_predict_like_a_client(small_resnet_preset, tmp_path, capsys):
     model = tftune.build_image_classifier(small_resnet_preset, 3, image_size=(32, 32), labels=["ant", "bee", "cat"])
     model_path = str(tmp_path / "insects.keras")

@@ -24,6 +24,11 @@ import pytest  # noqa: E402
 import tftune  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (a stable sort): with pytest-xdist the long ones start early instead of ending last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def bert_dir() -> str:
     """The real pretrained 6-layer MiniLM BERT, as a Hugging Face checkpoint folder."""

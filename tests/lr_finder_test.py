@@ -71,6 +71,7 @@ def test_sweep_restores_the_model_and_fit_continues_as_without_it(small_resnet_p
         np.testing.assert_allclose(after_sweep.numpy(), without_sweep.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
 def test_two_replica_sweep_matches_one_replica(small_resnet_preset, precision):
     """Under MirroredStrategy the steps run through the strategy: same losses as one replica, weights restored."""
