@@ -45,6 +45,8 @@ ALL = "all"
 # between. "head_first": the head alone for the first half of the first epoch, then every group.
 SPREAD = "spread"
 HEAD_FIRST = "head_first"
+# Each name's boundary unit: "spread" is resolved from the fit's epochs, "head_first" from its steps per epoch.
+_NAMED_SCHEDULE_UNITS = {SPREAD: "epoch", HEAD_FIRST: "step"}
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 _logger = logging.getLogger(__name__)
 # The WarmupDecay of each per-group optimizer, held by tftune (Keras has no public getter for a schedule).
@@ -347,7 +349,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
         verbose: int = 1,
     ):
         super().__init__()
-        named_unit = {SPREAD: "epoch", HEAD_FIRST: "step"}.get(schedule) if isinstance(schedule, str) else None
+        named = isinstance(schedule, str)
+        named_unit = _NAMED_SCHEDULE_UNITS.get(schedule) if named else None
         unit = unit or named_unit or "epoch"
         raise_errors(
             choice_error("unit", unit, ("epoch", "step")),
@@ -357,12 +360,12 @@ class GradualUnfreezing(keras.callbacks.Callback):
             raise ValueError(
                 f"schedule {schedule!r} sets its boundaries in {named_unit}s; got unit={unit!r}. Leave unit unset."
             )
-        if isinstance(schedule, str) and named_unit is None:
+        if named and named_unit is None:
             raise ValueError(
                 f"schedule {schedule!r} is not a schedule name; the names are {SPREAD!r} and {HEAD_FIRST!r} "
                 f"(or pass a mapping such as {{0: 0, 1: 2, 3: 'all'}})."
             )
-        self.schedule = schedule if schedule in (None, SPREAD, HEAD_FIRST) else _check_schedule(schedule, unit)
+        self.schedule = schedule if named or schedule is None else _check_schedule(schedule, unit)
         self._pairs = self.schedule
         self.unit = unit
         self.every = every
@@ -375,7 +378,9 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {
-            "schedule": self.schedule if self.schedule in (None, SPREAD, HEAD_FIRST) else [list(pair) for pair in self.schedule],
+            "schedule": self.schedule if self.schedule is None or isinstance(self.schedule, str) else [
+                list(pair) for pair in self.schedule
+            ],
             "unit": self.unit,
             "every": self.every,
             "keep_batchnorm_frozen": self.keep_batchnorm_frozen,
