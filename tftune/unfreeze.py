@@ -362,7 +362,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
             )
         if named and named_unit is None:
             raise ValueError(
-                f"schedule {schedule!r} is not a schedule name; the names are {SPREAD!r} and {HEAD_FIRST!r} "
+                f"schedule {schedule!r} is not a schedule name; the names are {' and '.join(map(repr, _NAMED_SCHEDULE_UNITS))} "
                 f"(or pass a mapping such as {{0: 0, 1: 2, 3: 'all'}})."
             )
         self.schedule = schedule if named or schedule is None else _check_schedule(schedule, unit)
