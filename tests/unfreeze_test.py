@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tftune
 from tftune import unfreeze
+from tftune._keras_private import nested_layers
 
 
 def _image_model(preset, seed=0):
@@ -503,3 +504,43 @@ def test_head_first_trains_the_head_alone_for_half_the_first_epoch_then_every_gr
     assert callback.unit == "step" and callback.boundaries() == [2] and callback.epoch_boundaries() == []
     assert history.history["trainable_params"] == [sum(int(np.prod(w.shape)) for w in model.trainable_weights)] * 2
     assert unfreeze.GradualUnfreezing(**callback.get_config()).get_config() == callback.get_config()
+
+
+def _dropout_rates(layer):
+    return [sub.rate for sub in nested_layers(layer) if isinstance(sub, keras.layers.Dropout)]
+
+
+def test_frozen_groups_train_with_dropout_off_and_get_their_rates_back(bert_dir):
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=8, dropout=0.0)
+    own_rates = _dropout_rates(model.backbone)
+    assert len(own_rates) == 19 and set(own_rates) == {0.1}  # MiniLM's hidden and attention dropout
+    features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 2))
+    labels = np.array([1, 0, 1, 0])
+    # SGD at a negligible rate: the logged training loss of one batch is the loss before its update, so it equals
+    # the inference loss exactly when no Dropout acts in training mode.
+    unfreeze.compile_for_unfreezing(model, "sgd", 1e-12, head_learning_rate=1e-12)
+    inference_loss = model.evaluate(features, labels, verbose=0)[0]
+    rates_seen = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: rates_seen.append(_dropout_rates(model.backbone)))
+    history = model.fit(features, labels, batch_size=4, epochs=2, verbose=0,
+                        callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: "all"}, verbose=0), recorder])
+    training_loss = history.history["loss"]
+    assert training_loss[0] == pytest.approx(inference_loss, rel=1e-5)  # epoch 0: backbone frozen, Dropout off
+    assert abs(training_loss[1] - inference_loss) > 1e-3  # epoch 1: backbone training, Dropout 0.1 again
+    assert set(rates_seen[0]) == {0.0} and rates_seen[1] == own_rates
+
+    # Frozen to the end of the fit: the rates come back when it ends, so the saved model keeps them.
+    model.fit(features, labels, batch_size=4, epochs=1, verbose=0, callbacks=[unfreeze.GradualUnfreezing({0: 0}, verbose=0)])
+    assert _dropout_rates(model.backbone) == own_rates
+
+    # A fit interrupted in a frozen stage leaves Dropout off until the group unfreezes (here by a helper).
+    class _Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(features, labels, batch_size=4, epochs=1, verbose=0,
+                  callbacks=[unfreeze.GradualUnfreezing({0: 0}, verbose=0), _Interrupt()])
+    assert set(_dropout_rates(model.backbone)) == {0.0}
+    tftune.unfreeze_all(model)
+    assert _dropout_rates(model.backbone) == own_rates

@@ -51,6 +51,8 @@ _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "
 _logger = logging.getLogger(__name__)
 # The WarmupDecay of each per-group optimizer, held by tftune (Keras has no public getter for a schedule).
 _GROUP_SCHEDULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The own rate of each Dropout layer GradualUnfreezing switched off while its group is frozen.
+_SWITCHED_OFF_DROPOUT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Per-group optimizers are named after their group: "group_<group name>".
 _GROUP_OPTIMIZER_PREFIX = "group_"
 # Settings that would act per group instead of over the whole model.
@@ -310,8 +312,12 @@ class GradualUnfreezing(keras.callbacks.Callback):
     boundary is a step, so `unit` is "step"). At a boundary the new groups train
     from the next step on, with fresh optimizer state; groups already training
     keep theirs. The train function is re-traced once per boundary. Frozen
-    BatchNorm runs in inference mode; `keep_batchnorm_frozen=True` keeps it
-    so after unfreezing too. With `restart_schedule=True` (the default) every
+    groups run as at inference: BatchNorm in inference mode
+    (`keep_batchnorm_frozen=True` keeps it so after unfreezing too) and
+    Dropout off (rate 0; Keras does the first for a frozen layer, not the
+    second), so the head is fitted on the features the frozen backbone serves
+    and the frozen stage runs faster. A Dropout layer gets its own rate back
+    when its group unfreezes, and at the end of the fit. With `restart_schedule=True` (the default) every
     group's `WarmupDecay` warms up again at each boundary and decays from its
     peak to the end of the fit, so each stage is its own warm-up-then-decay
     cycle (fastai's `fine_tune`); with False all groups follow one clock over
@@ -467,12 +473,19 @@ class GradualUnfreezing(keras.callbacks.Callback):
         if logs is not None:
             logs["trainable_params"] = _count(self.model.trainable_weights)
 
+    def on_train_end(self, logs=None):
+        # The model leaves the fit with every Dropout at its own rate, so a saved config keeps it. The last
+        # train function (traced with the frozen groups' Dropout off) stays consistent: those groups are still frozen.
+        for layer in nested_layers(self.model):
+            if isinstance(layer, keras.layers.Dropout):
+                _switch_dropout(layer, off=False)
+
     def _enter(self, epoch: int, step: int) -> None:
         boundary, n_groups = self.stage_at(epoch, step)
         if (boundary, n_groups) == self._stage:
             return
         groups = self._groups
-        _set_trainable_groups(self.model, groups, n_groups, self.keep_batchnorm_frozen)
+        _set_trainable_groups(self.model, groups, n_groups, self.keep_batchnorm_frozen, dropout_off_when_frozen=True)
         self._align_schedules(epoch, step, boundary)
         self._stage = (boundary, n_groups)
         if self.verbose:
@@ -508,8 +521,15 @@ class GradualUnfreezing(keras.callbacks.Callback):
         return steps
 
 
-def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batchnorm_frozen: bool) -> None:
-    """Top `n_backbone` groups and the head trainable, the rest frozen; then re-sync optimizer and train function."""
+def _set_trainable_groups(
+    model: keras.Model, groups, n_backbone: int, keep_batchnorm_frozen: bool, dropout_off_when_frozen: bool = False
+) -> None:
+    """Top `n_backbone` groups and the head trainable, the rest frozen; then re-sync optimizer and train function.
+
+    With `dropout_off_when_frozen` (GradualUnfreezing, during its fit), a
+    frozen group's Dropout layers get rate 0; otherwise, and whenever their
+    group trains, they get their own rate back.
+    """
     for container in [layer for layer in nested_layers(model) if isinstance(layer, keras.Model)]:
         # A frozen container (e.g. a user's `model.backbone.trainable = False`) hides every weight below it.
         set_own_trainable(container, True)
@@ -518,11 +538,21 @@ def _set_trainable_groups(model: keras.Model, groups, n_backbone: int, keep_batc
         trainable = index >= first_trainable
         for layer in group.layers:
             layer.trainable = trainable  # Keras' setter also sets every sublayer.
-            if trainable and keep_batchnorm_frozen:
-                for sublayer in nested_layers(layer):
-                    if isinstance(sublayer, keras.layers.BatchNormalization):
-                        sublayer.trainable = False
+            for sublayer in nested_layers(layer):
+                if trainable and keep_batchnorm_frozen and isinstance(sublayer, keras.layers.BatchNormalization):
+                    sublayer.trainable = False
+                if isinstance(sublayer, keras.layers.Dropout):
+                    _switch_dropout(sublayer, off=dropout_off_when_frozen and not trainable)
     _track_trainable(model)
+
+
+def _switch_dropout(dropout: keras.layers.Dropout, off: bool) -> None:
+    """Rate 0 (its own rate kept in `_SWITCHED_OFF_DROPOUT`), or its own rate back."""
+    if off:
+        _SWITCHED_OFF_DROPOUT.setdefault(dropout, dropout.rate)
+        dropout.rate = 0.0
+    elif dropout in _SWITCHED_OFF_DROPOUT:
+        dropout.rate = _SWITCHED_OFF_DROPOUT.pop(dropout)
 
 
 def _track_trainable(model: keras.Model) -> None:
