@@ -217,6 +217,8 @@ def backbone_layer_groups(backbone: keras.Model) -> tuple[LayerGroup, ...]:
     BERT: `embeddings`, `encoder_0` ... `encoder_{N-1}`, `pooler`.
     ResNet: `stem`, `stage_1` ... `stage_4`. Every layer that holds weights is
     in exactly one group; a weighted layer no rule knows raises `ValueError`.
+    A weightless layer joins the group its name belongs to (BERT's
+    `embeddings_dropout` is in `embeddings`, so it is off while they are frozen).
 
     Example:
 
@@ -228,9 +230,9 @@ def backbone_layer_groups(backbone: keras.Model) -> tuple[LayerGroup, ...]:
     rules = _GROUP_RULES[_backbone_kind(backbone)]
     groups: dict[str, list] = {}
     for layer in backbone.layers:
-        if not layer.weights:
-            continue
         name = _group_of(layer.name, rules)
+        if name is None and not layer.weights:
+            continue
         if name is None:
             raise ValueError(
                 f"Layer {layer.name!r} of backbone {backbone.name!r} holds weights "
