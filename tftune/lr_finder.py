@@ -29,9 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftune import _plotting
 from tftune._validation import integer_error, number_error, raise_errors
 from tftune.distribute import AllReplicasLossScaleOptimizer, distribute_dataset
-from tftune.report import _pyplot
 
 _logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def _suggest(learning_rates: list[float], losses: list[float]) -> float:
 
 
 def _plot(learning_rates, losses, raw_losses, suggested: float, path: str) -> None:
-    pyplot = _pyplot()
+    pyplot = _plotting.pyplot()
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftune import _plotting
+
 _logger = logging.getLogger(__name__)
 
 _EPSILON = 1e-7
@@ -306,17 +308,8 @@ def _finite(value):
     return value
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
 def _plot_curves(history: dict, boundaries: list[int], path: str, title: str) -> None:
-    pyplot = _pyplot()
+    pyplot = _plotting.pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
     for axis, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
@@ -341,7 +334,7 @@ def _plot_curves(history: dict, boundaries: list[int], path: str, title: str) ->
 
 
 def _plot_confusion_matrix(confusion: np.ndarray, label_names: list[str], path: str, title: str) -> None:
-    pyplot = _pyplot()
+    pyplot = _plotting.pyplot()
     classes = len(label_names)
     side = min(4 + 0.45 * classes, 24)
     figure, axis = pyplot.subplots(figsize=(side + 1.5, side))
