@@ -118,6 +118,41 @@ def test_fit_returns_history_evaluation_and_best_checkpoint(small_resnet_preset,
     assert not (tmp_path / "backup").exists()  # BackupAndRestore deletes its backup after a finished fit
 
 
+
+class _InterruptAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_keeps_the_best_weights_of_the_epochs_before_the_interruption(small_resnet_preset, tmp_path):
+    # Validation labels are the training labels flipped: val_loss rises as the model fits, so epoch 1 is the best.
+    images = np.random.RandomState(1).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    labels = np.arange(8) % 2
+    train, validation = (tf.data.Dataset.from_tensor_slices((images, y)) for y in (labels, 1 - labels))
+    spec = ModelSpec("image", small_resnet_preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
+
+    def run(callbacks):
+        keras.utils.set_random_seed(0)
+        return fit(spec, train, validation, epochs=3, batch_size=4, strategy="cpu", optimizer="adam",
+                   learning_rate=1e-2, unfreezing=GradualUnfreezing({0: "all"}, verbose=0),
+                   checkpoint_dir=tmp_path, tensorboard=False, callbacks=callbacks, verbose=0)
+
+    with pytest.raises(KeyboardInterrupt):
+        run([_InterruptAtEpoch(1)])
+    record = json.loads((tmp_path / "best.json").read_text())
+    assert record["monitor"] == "val_loss" and record["epoch"] == 0
+    result = run([])
+    assert len(result.history["val_loss"]) == 2  # resumed at epoch 2
+    assert min(result.history["val_loss"]) > record["best"]  # the epochs after the restart are worse
+    result.model.load_weights(tmp_path / "best.weights.h5")
+    best_loss = result.model.evaluate(validation.batch(4), verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(best_loss, record["best"], rtol=1e-5)  # still epoch 1's weights
+
 _TRAINER = textwrap.dedent(
     """
     import json, os, sys, time

@@ -214,7 +214,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
 
     Writes `<output_dir>/model.keras` (the final weights, those the report
     evaluates; no optimizer state), metrics.json / report.md / plots, `history.csv` and
-    `checkpoints/` (`best.weights.h5`, and `backup/` while a run is
+    `checkpoints/` (`best.weights.h5` and its `best.json`, and `backup/` while a run is
     unfinished: rerunning the same config resumes it), and exports a
     SavedModel version under `<export_dir>/<model_name>/`.
 

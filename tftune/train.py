@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -76,7 +77,9 @@ def fit(
     - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
       call after a crash and it resumes at the interrupted epoch, in its
       unfreezing stage), the best weights (lowest `val_loss`, or `loss`
-      without validation data) in `best.weights.h5`, TensorBoard logs in
+      without validation data) in `best.weights.h5` (their value in
+      `best.json`: after a resume they are replaced only by an epoch better
+      than every epoch before the interruption), TensorBoard logs in
       `logs/` (`tensorboard=False` to skip them; they need the `tensorboard`
       package). On several workers only the chief writes there; the others
       write to `checkpoint_dir/worker_<index>/`, so a shared directory is
@@ -282,14 +285,45 @@ def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, ex
     monitor = "val_loss" if validation_data is not None else "loss"
     callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
     if directory is not None:
+        backup = os.path.join(directory, "backup")
         callbacks += [
-            keras.callbacks.BackupAndRestore(os.path.join(directory, "backup")),
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(directory, "best.weights.h5"), monitor=monitor, save_best_only=True, save_weights_only=True
-            ),
+            _BestWeightsCheckpoint(directory, monitor, resuming=os.path.isdir(backup)),
+            keras.callbacks.BackupAndRestore(backup),
         ]
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "logs")))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=False))
     return callbacks + list(extra)
+
+
+class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
+    """The best weights in `best.weights.h5` and their `monitor` value in `best.json`.
+
+    A run resumed from its backup starts from the recorded best, so an epoch
+    after the restart replaces the weights only when it beats every epoch
+    before the interruption (a plain `ModelCheckpoint` starts again from
+    infinity and overwrites them with the first epoch after the restart).
+    """
+
+    def __init__(self, directory: str, monitor: str, resuming: bool):
+        self._record_path = os.path.join(directory, "best.json")
+        record = {}
+        if resuming and os.path.exists(self._record_path):
+            with open(self._record_path) as record_file:
+                record = json.load(record_file)
+        super().__init__(
+            os.path.join(directory, "best.weights.h5"),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=record.get("best") if record.get("monitor") == monitor else None,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best:
+            with open(self._record_path + ".tmp", "w") as record_file:
+                json.dump({"monitor": self.monitor, "best": float(self.best), "epoch": epoch}, record_file)
+            os.replace(self._record_path + ".tmp", self._record_path)
