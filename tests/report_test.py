@@ -101,6 +101,7 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
     recalls = ", ".join(f"{name} {scores['recall']:.3f}" for name, scores in metrics["per_class"].items())
     assert f"| recall per class | {recalls} |" in markdown
     assert "![confusion matrix](confusion_matrix.png)" in markdown
+    assert "| 2 | 3-3 |" in markdown and "## Stages (gradual unfreezing)" in markdown
     assert '"backbone": "small resnet"' in markdown
     for key in ("curves_png", "confusion_matrix_png"):
         pixels = matplotlib.image.imread(result.paths[key])
@@ -149,6 +150,7 @@ def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_dig
     assert result.metrics["history"]["loss"] == [1.0, None]
     assert result.metrics["label_names"] == model.labels and len(result.metrics["stages"]) == 1
     assert json.loads(open(result.paths["metrics_json"], encoding="utf-8").read())["history"]["loss"][1] is None
+    assert "## Stages" not in open(result.paths["report_md"], encoding="utf-8").read()  # one stage: no table
     with pytest.raises(ValueError, match=r"unfreezing_boundaries must be epochs strictly between 0 and the 2"):
         report.write_report(tmp_path, model, prepared.validation, history=history, unfreezing_boundaries=[2])
     with pytest.raises(ValueError, match="history must be a keras History"):

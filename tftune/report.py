@@ -209,8 +209,8 @@ def write_report(
     `history` is the `keras.callbacks.History` that `fit` returned, or its
     `.history` dict (`{"loss": [...], "val_accuracy": [...], ...}`).
     `unfreezing_boundaries` are the epochs (0-based) at which a new stage of
-    gradual unfreezing started; they split the history into stages and are
-    drawn on the curves. `config` is stored as given (it must be JSON
+    gradual unfreezing started; they split the history into stages (a table
+    in report.md when there are two or more) and are drawn on the curves. `config` is stored as given (it must be JSON
     serializable); `wall_time` (seconds) and `examples_per_second` describe
     training. Non-finite numbers are written as `null`.
 
@@ -397,7 +397,7 @@ def _markdown(metrics: dict, title: str, paths: dict) -> str:
             f"| {name} | {_number(scores['precision'], 3)} | {_number(scores['recall'], 3)} | "
             f"{_number(scores['f1'], 3)} | {scores['support']} |"
         )
-    if metrics["stages"]:
+    if len(metrics["stages"]) > 1:  # one stage (no boundary at an epoch's start) would only repeat the last epoch
         lines += [
             "",
             "## Stages (gradual unfreezing)",
