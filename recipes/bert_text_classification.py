@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
         args.output_dir, model, data.validation, history=result.history,
-        unfreezing_boundaries=unfreezing.epoch_boundaries(),
+        unfreezing_boundaries=unfreezing.epoch_boundaries(), unfreezing_stages=unfreezing.stages_entered,
         config={**vars(args), "dataset": dataset, "pooling": model.pooling, "head_learning_rate": HEAD_LEARNING_RATE,
                 "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS, "unfreezing_schedule": UNFREEZING},
         wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,

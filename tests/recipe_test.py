@@ -88,6 +88,10 @@ def test_gradual_recipe_run_spreads_the_groups_and_writes_every_file(small_resne
     trainable = result.metrics["history"]["trainable_params"]
     assert trainable[0] < trainable[1] < trainable[2]
     assert [stage["first_epoch"] for stage in result.metrics["stages"]] == [0, 1, 2]
+    assert [stage["trainable_params"] for stage in result.metrics["unfreezing_stages"]] == trainable
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert f"| epoch 1, step 1 | head | {int(trainable[0]):,} |" in markdown
+    assert f"| epoch 3, step 1 | head, stage_4, stage_3, stage_2, stage_1, stem | {int(trainable[2]):,} |" in markdown
     for name in ("metrics.json", "report.md", "curves.png", "confusion_matrix.png", "history.csv", "model.keras"):
         assert (tmp_path / "run" / name).stat().st_size > 0, name
     assert result.model_path == str(tmp_path / "run" / "model.keras")

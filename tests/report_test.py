@@ -68,6 +68,8 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
         prepared.label_names,
         history=history,
         unfreezing_boundaries=[1, 2],
+        unfreezing_stages=[{"epoch": 0, "step": 0, "groups": ["head"], "trainable_params": 650},
+                           {"epoch": 0, "step": 5, "groups": ["head", "stage_4"], "trainable_params": 9100}],
         config=config,
         wall_time=12.5,
         examples_per_second=48.0,
@@ -102,6 +104,7 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
     assert f"| recall per class | {recalls} |" in markdown
     assert "![confusion matrix](confusion_matrix.png)" in markdown
     assert "| 2 | 3-3 |" in markdown and "## Stages (gradual unfreezing)" in markdown
+    assert "| epoch 1, step 1 | head | 650 |\n| epoch 1, step 6 | head, stage_4 | 9,100 |" in markdown
     assert '"backbone": "small resnet"' in markdown
     for key in ("curves_png", "confusion_matrix_png"):
         pixels = matplotlib.image.imread(result.paths[key])
@@ -153,6 +156,8 @@ def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_dig
     assert "## Stages" not in open(result.paths["report_md"], encoding="utf-8").read()  # one stage: no table
     with pytest.raises(ValueError, match=r"unfreezing_boundaries must be epochs strictly between 0 and the 2"):
         report.write_report(tmp_path, model, prepared.validation, history=history, unfreezing_boundaries=[2])
+    with pytest.raises(ValueError, match=r"unfreezing_stages must be GradualUnfreezing.stages_entered: .* \{'epoch': 1\}"):
+        report.write_report(tmp_path, model, prepared.validation, unfreezing_stages=[{"epoch": 1}])
     with pytest.raises(ValueError, match="history must be a keras History"):
         report.write_report(tmp_path, model, prepared.validation, history=[1.0, 2.0])
 

@@ -502,6 +502,9 @@ def test_head_first_trains_the_head_alone_for_half_the_first_epoch_then_every_gr
     # 4 steps per epoch: the head alone for steps 0-1, every group from step 2 on.
     assert backbone_changed == [False, False, True, True, True, True, True, True]
     assert callback.unit == "step" and callback.boundaries() == [2] and callback.epoch_boundaries() == []
+    assert [(stage["epoch"], stage["step"], stage["groups"]) for stage in callback.stages_entered] == [
+        (0, 0, ["head"]), (0, 2, ["head", "stage_4", "stage_3", "stage_2", "stage_1", "stem"])]
+    assert callback.stages_entered[0]["trainable_params"] < callback.stages_entered[1]["trainable_params"]
     assert history.history["trainable_params"] == [sum(int(np.prod(w.shape)) for w in model.trainable_weights)] * 2
     assert unfreeze.GradualUnfreezing(**callback.get_config()).get_config() == callback.get_config()
 

@@ -264,6 +264,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         splits.label_names,
         history=_read_history(history_path, config.epochs),
         unfreezing_boundaries=unfreezing.epoch_boundaries(),
+        unfreezing_stages=unfreezing.stages_entered,
         config={
             **dataclasses.asdict(config),
             "backbone": model_spec.backbone,

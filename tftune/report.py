@@ -199,6 +199,7 @@ def write_report(
     *,
     history=None,
     unfreezing_boundaries: Sequence[int] = (),
+    unfreezing_stages: Sequence[Mapping] = (),
     config: Mapping | None = None,
     wall_time: float | None = None,
     examples_per_second: float | None = None,
@@ -210,7 +211,10 @@ def write_report(
     `.history` dict (`{"loss": [...], "val_accuracy": [...], ...}`).
     `unfreezing_boundaries` are the epochs (0-based) at which a new stage of
     gradual unfreezing started; they split the history into stages (a table
-    in report.md when there are two or more) and are drawn on the curves. `config` is stored as given (it must be JSON
+    in report.md when there are two or more) and are drawn on the curves.
+    `unfreezing_stages` is `GradualUnfreezing.stages_entered` (each stage's
+    first epoch and step, trainable groups and parameters, boundaries inside
+    an epoch included), listed in report.md. `config` is stored as given (it must be JSON
     serializable); `wall_time` (seconds) and `examples_per_second` describe
     training. Non-finite numbers are written as `null`.
 
@@ -232,6 +236,7 @@ def write_report(
     history = _history_dict(history)
     epochs = max((len(values) for values in history.values()), default=0)
     boundaries = _check_boundaries(unfreezing_boundaries, epochs)
+    unfreezing_stages = _check_unfreezing_stages(unfreezing_stages)
     evaluation = evaluate_classifier(model, validation_data, label_names)
     metrics = {
         **evaluation,
@@ -239,6 +244,7 @@ def write_report(
         "history": history,
         "stages": _stages(history, boundaries, epochs),
         "unfreezing_boundaries": boundaries,
+        "unfreezing_stages": unfreezing_stages,
         "wall_time_seconds": wall_time,
         "examples_per_second": examples_per_second,
         "config": dict(config or {}),
@@ -279,6 +285,19 @@ def _check_boundaries(boundaries, epochs: int) -> list[int]:
             f"(the first epoch of each new stage); got {list(boundaries)}."
         )
     return checked
+
+
+_STAGE_KEYS = ("epoch", "step", "groups", "trainable_params")
+
+
+def _check_unfreezing_stages(stages: Sequence[Mapping]) -> list[dict]:
+    for stage in stages:
+        if not isinstance(stage, Mapping) or set(_STAGE_KEYS) - set(stage):
+            raise ValueError(
+                f"unfreezing_stages must be GradualUnfreezing.stages_entered: mappings with keys "
+                f"{', '.join(_STAGE_KEYS)}; got {stage!r}."
+            )
+    return [{key: stage[key] for key in _STAGE_KEYS} for stage in stages]
 
 
 def _stages(history: dict, boundaries: list[int], epochs: int) -> list[dict]:
@@ -410,6 +429,19 @@ def _markdown(metrics: dict, title: str, paths: dict) -> str:
             lines.append(
                 f"| {stage['stage']} | {stage['first_epoch'] + 1}-{stage['last_epoch'] + 1} | "
                 f"{_number(final.get('loss'))} | {_number(final.get('val_accuracy'))} |"
+            )
+    if metrics["unfreezing_stages"]:
+        lines += [
+            "",
+            "## Unfreezing",
+            "",
+            "| from | trainable groups (from the top) | trainable parameters |",
+            "|---|---|---|",
+        ]
+        for stage in metrics["unfreezing_stages"]:
+            lines.append(
+                f"| epoch {stage['epoch'] + 1}, step {stage['step'] + 1} | {', '.join(stage['groups'])} | "
+                f"{stage['trainable_params']:,} |"
             )
     lines += [
         "",

@@ -329,8 +329,11 @@ class GradualUnfreezing(keras.callbacks.Callback):
     epoch k (the optimizer built up front by `compile_for_unfreezing` has
     the same variables in every stage, so its state restores too). Each epoch
     logs `trainable_params` (History, and TensorBoard if listed after this
-    callback); each boundary logs one line (logger `tftune.unfreeze`). With `steps_per_execution > 1`
-    a step boundary takes effect at the next execution.
+    callback); each boundary logs one line (logger `tftune.unfreeze`) and is
+    listed in `stages_entered` (`{"epoch", "step", "groups", "trainable_params"}`
+    per stage this fit entered, groups from the top; `tftune.write_report`
+    takes it). With `steps_per_execution > 1` a step boundary takes effect at
+    the next execution.
 
     Example:
 
@@ -378,6 +381,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self.keep_batchnorm_frozen = bool(keep_batchnorm_frozen)
         self.restart_schedule = bool(restart_schedule)
         self.verbose = verbose
+        self.stages_entered: list[dict] = []
         self._stage = None
         self._epoch = 0
         self._groups = ()
@@ -460,6 +464,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
                 f"tftune.compile_for_unfreezing(model, optimizer, learning_rate, ...) before fit."
             )
         self._stage = None
+        self.stages_entered = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -488,11 +493,14 @@ class GradualUnfreezing(keras.callbacks.Callback):
         _set_trainable_groups(self.model, groups, n_groups, self.keep_batchnorm_frozen, dropout_off_when_frozen=True)
         self._align_schedules(epoch, step, boundary)
         self._stage = (boundary, n_groups)
+        trainable = [group.name for group in reversed(groups) if _trainable_state(group) != "no"]
+        parameters = _count(self.model.trainable_weights)
+        stage = {"epoch": epoch, "step": step, "groups": trainable, "trainable_params": parameters}
+        self.stages_entered.append(stage)
         if self.verbose:
-            trainable = [group.name for group in groups if _trainable_state(group) != "no"]
             _logger.info(
                 f"GradualUnfreezing: epoch {epoch} step {step}: {len(trainable)}/{len(groups)} groups trainable "
-                f"({', '.join(reversed(trainable))}), {_count(self.model.trainable_weights):,} trainable parameters"
+                f"({', '.join(trainable)}), {parameters:,} trainable parameters"
             )
 
     def _align_schedules(self, epoch: int, step: int, boundary: int) -> None:
