@@ -14,10 +14,11 @@ import tensorflow as tf
 
 import tftune
 
-# Every group from the start: measured best at equal epochs (benchmarks/quality.py). With pretrained weights
-# BatchNorm stays in inference mode: its moving statistics would not settle in a few small-data steps.
-UNFREEZING = {0: "all"}
 WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
+# Pretrained: the head alone for half of the first epoch, then every group, with BatchNorm in inference mode (its
+# moving statistics would not settle in a few small-data steps); random init: every group from the start.
+# Both measured best at equal epochs in benchmarks/quality.py.
+UNFREEZING = "head_first" if WEIGHTS else {0: "all"}
 HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
 LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
 WARMUP_STEPS = 10  # per stage

@@ -47,14 +47,15 @@ def test_unfreezing_schedules():
     assert unfreezing_schedule("head_only") == {0: 0}
     assert dict(unfreezing_schedule("0:0,2:3,4:all")) == {0: 0, 2: 3, 4: "all"}
     assert unfreezing_schedule("ulmfit") is None
-    # "auto": what benchmarks/quality.py measured best at equal epochs. A pretrained BERT: the head alone
-    # for half of the first epoch, then every group; without pretrained weights, every group from the start.
-    assert RecipeConfig.for_task("text")._resolved_schedule() == "head_first"
-    assert RecipeConfig.for_task("text", weights=None)._resolved_schedule() == "all"
-    assert RecipeConfig.for_task("image")._resolved_schedule() == "all"
-    # A pretrained ResNet: every group from the start, BatchNorm in inference mode.
+    # "auto": what benchmarks/quality.py measured best at equal epochs. Pretrained weights, BERT or ResNet: the
+    # head alone for half of the first epoch, then every group; without pretrained weights, every group from the start.
+    assert RecipeConfig.for_task("text").resolved_schedule() == "head_first"
+    assert RecipeConfig.for_task("text", weights=None).resolved_schedule() == "all"
+    assert RecipeConfig.for_task("image").resolved_schedule() == "all"
+    assert RecipeConfig.for_task("text", schedule="gradual").resolved_schedule() == "gradual"
+    # A pretrained ResNet: head first too, and BatchNorm in inference mode.
     pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
-    assert pretrained_image._resolved_schedule() == "all" and pretrained_image.resolved_keep_batchnorm_frozen()
+    assert pretrained_image.resolved_schedule() == "head_first" and pretrained_image.resolved_keep_batchnorm_frozen()
 
 
 def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):

@@ -132,7 +132,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     training.add_argument("--head-learning-rate", type=_number, help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)")
     training.add_argument("--class-weight", help="'balanced' weighs each class by n / (classes * n_class); default none")
     training.add_argument("--layer-decay", type=_number, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
-    training.add_argument("--schedule", help="auto (what benchmarks/quality.py measured best: head_first for text, all for images), head_first (the head alone for half of the first epoch, then every group), gradual (spread over the epochs), ulmfit (one group per epoch), head_only, all, or EPOCH:GROUPS pairs like 0:0,1:2,2:all")
+    training.add_argument("--schedule", help="auto (what benchmarks/quality.py measured best: head_first with pretrained weights, all without), head_first (the head alone for half of the first epoch, then every group), gradual (spread over the epochs), ulmfit (one group per epoch), head_only, all, or EPOCH:GROUPS pairs like 0:0,1:2,2:all")
     training.add_argument("--warmup-steps", type=_number, help="linear warm-up steps at the start of each unfreezing stage (default 10)")
     training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
     training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
