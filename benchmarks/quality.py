@@ -9,22 +9,24 @@ backbone, pooling, head and backbone learning rates, warm-up, batch size, epochs
 - `mnist`: the image recipe's ResNet50V2 at 32x32. No pretrained ResNet can be downloaded
   here, so the benchmark makes its own transfer task: the backbone is first trained on the
   digits 0-4 (the "pretrained" weights, cached under the system temp dir), then fine-tuned
-  on a small set of the digits 5-9.
+  on 800 of the digits 5-9 and tested on the other 1,700.
 
-Rows (same data, seed, epochs, batch size and rates within a task):
-head only (the pretrained backbone stays frozen), full fine-tuning (every group from the
-first step), gradual unfreezing "head_first" (the head alone for half of the first epoch,
-then every group: the text recipes' default), ULMFiT-style "spread" (head only in the first
-epoch, then half of the groups, then all) and spread + layer decay 1/2.6 (ULMFiT), random
-init (`weights=None`, every group from the first step).
+Each seed draws its own 800 training examples and stratified held-out split (200 reviews per
+text task, 1,700 digits), the same for every row. Rows (same data, seed, epochs, batch size
+and rates within a task): head only (the pretrained backbone stays frozen), full fine-tuning
+(every group from the first step), gradual unfreezing with the recipes' default schedule
+"auto" (`RecipeConfig.resolved_schedule`: "head_first", the head alone for half of the first
+epoch, then every group), ULMFiT-style "spread" (head only in the first epoch, then half of
+the groups, then all) and spread + layer decay 1/2.6 (ULMFiT), random init (`weights=None`,
+where "auto" trains every group from the first step).
 
 Printed: a Markdown table per task (mean ± std over the seeds of accuracy and macro-F1
-on a stratified held-out split, the first epoch's validation accuracy, fit wall time),
-then the targets with PASS / FAIL:
+on the held-out split, the first epoch's validation accuracy, fit wall time), then the
+targets with PASS / FAIL and, row against row, the per-seed differences:
 
-- gradual ("head_first") >= full fine-tuning - 0.5 pt and >= head only + 3 pt (each task, mean accuracy);
+- gradual (the default) >= full fine-tuning - 0.5 pt and >= head only + 3 pt (each task, mean accuracy);
 - head only (mean pooling) >= 0.70 on Rotten Tomatoes binary;
-- the demo's first epoch (`DEMO_ROW`, the text recipe's default schedule) clearly above chance: at
+- the demo's first epoch (`DEMO_ROW`, the recipes' default schedule) clearly above chance: at
   least 5 pt over the majority-class rate of the held-out split.
 
     .venv/bin/python benchmarks/quality.py                     # everything: ~45 min on 2 quiet CPU cores
@@ -54,22 +56,23 @@ from tftune.recipe import RecipeConfig
 
 ULMFIT_LAYER_DECAY = 1 / 2.6
 ROWS = {
-    # name: (label, pretrained backbone?, GradualUnfreezing schedule, layer decay)
-    "head_only": ("head only", True, {0: 0}, None),
-    "full": ("full fine-tuning", True, {0: "all"}, None),
-    "gradual": ("gradual: head first (½ epoch), then all", True, "head_first", None),
-    "spread": ("gradual, ULMFiT-style spread", True, "spread", None),
-    "spread_decay": ("spread + layer decay 1/2.6", True, "spread", ULMFIT_LAYER_DECAY),
-    "random_init": ("random init, full", False, {0: "all"}, None),
+    # name: (label, pretrained backbone?, recipe schedule ("auto": the recipe's default for the row's weights), layer decay)
+    "head_only": ("head only", True, "head_only", None),
+    "full": ("full fine-tuning", True, "all", None),
+    "gradual": ("gradual, the default: head first (½ epoch), then all", True, "auto", None),
+    "spread": ("gradual, ULMFiT-style spread", True, "gradual", None),
+    "spread_decay": ("spread + layer decay 1/2.6", True, "gradual", ULMFIT_LAYER_DECAY),
+    "random_init": ("random init, the default: all from the start", False, "auto", None),
 }
 TASKS = {
-    # name: (recipe task, demo data, title)
-    "rt_binary": ("text", "binary", "Rotten Tomatoes binary"),
-    "rt_3class": ("text", "three_class", "Rotten Tomatoes 3-class"),
-    "mnist": ("image", None, "MNIST digits 5-9, ResNet50V2 pretrained on digits 0-4"),
+    # name: (recipe task, demo data, held-out examples, title)
+    "rt_binary": ("text", "binary", 200, "Rotten Tomatoes binary"),
+    "rt_3class": ("text", "three_class", 200, "Rotten Tomatoes 3-class"),
+    # Every digit 5-9 not trained on: at ~96% accuracy, 200 held-out digits would put 0.5 pt on one digit.
+    "mnist": ("image", None, 1700, "MNIST digits 5-9, ResNet50V2 pretrained on digits 0-4"),
 }
 SOURCE_DIGITS, TARGET_DIGITS = range(0, 5), range(5, 10)
-DEMO_ROW = "gradual"  # the row `make demo` runs: the text recipe's schedule "auto" is "head_first"
+DEMO_ROW = "gradual"  # the row `make demo` runs: the recipes' schedule "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,19 +80,19 @@ class Task:
     name: str
     config: RecipeConfig
     data: object  # LabeledTexts or LabeledImages
-    pretrained_weights: str | None  # None: the backbone's own pretrained weights
+    held_out: int  # examples held out per seed (stratified), beside --train-examples
 
 
 def make_task(name: str, args: argparse.Namespace) -> Task:
-    kind, variant, _ = TASKS[name]
+    kind, variant, held_out, _ = TASKS[name]
     overrides = {key: getattr(args, key) for key in ("learning_rate", "head_learning_rate", "warmup_steps", "pooling")
                  if getattr(args, key) is not None and (kind == "text" or key != "pooling")}
     config = RecipeConfig.for_task(kind, epochs=args.epochs, **overrides)
     if kind == "text":
-        return Task(name, config, tftune.load_rotten_tomatoes(variant), None)
+        return Task(name, config, tftune.load_rotten_tomatoes(variant), held_out)
     digits = tftune.load_mnist_digits()
-    source = _digits(digits, SOURCE_DIGITS)
-    return Task(name, config, _digits(digits, TARGET_DIGITS), _source_pretrained_backbone(config, source, args))
+    pretrained = _source_pretrained_backbone(config, _digits(digits, SOURCE_DIGITS), args)
+    return Task(name, dataclasses.replace(config, weights=pretrained), _digits(digits, TARGET_DIGITS), held_out)
 
 
 def _digits(digits: tftune.LabeledImages, keep: range) -> tftune.LabeledImages:
@@ -124,13 +127,15 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
 
 def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
     label, pretrained, schedule, layer_decay = ROWS[row]
-    config = task.config
+    config = dataclasses.replace(
+        task.config, schedule=schedule, layer_decay=layer_decay, weights=task.config.weights if pretrained else None
+    )
     print(f"\n=== {task.name} / {label} / seed {seed} ===", flush=True)
     keras.utils.set_random_seed(seed)
     loader = tftune.load_text_splits if config.task == "text" else tftune.load_image_splits
-    splits = loader(task.data, max_examples=args.examples, validation_fraction=args.validation_fraction, seed=seed)
-    weights = (task.pretrained_weights or config.weights) if pretrained else None
-    options = {"labels": splits.label_names, "weights": weights}
+    examples = args.train_examples + task.held_out
+    splits = loader(task.data, max_examples=examples, validation_fraction=task.held_out / examples, seed=seed)
+    options = {"labels": splits.label_names, "weights": config.weights}
     if config.task == "text":
         options.update(sequence_length=config.sequence_length, pooling=config.pooling)
         backbone = config.backbone or tftune.recipe.offline_bert_backbone()
@@ -151,11 +156,11 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         lambda model: prepared.setdefault("data", pipelines(model)).train,
         lambda model: prepared["data"].validation,
         epochs=config.epochs,
-        unfreezing=tftune.GradualUnfreezing(schedule, keep_batchnorm_frozen=config.task == "image" and pretrained),
+        unfreezing=config.unfreezing(),
         learning_rate=config.learning_rate,
         head_learning_rate=config.head_learning_rate,
         warmup_steps=config.warmup_steps,
-        layer_decay=layer_decay,
+        layer_decay=config.layer_decay,
         verbose=2,
     )
     wall_time = time.perf_counter() - started
@@ -190,13 +195,22 @@ def markdown_table(results: dict[str, list[dict]]) -> str:
 
 
 def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool | None, str]]:
-    """(target, passed or None when a row it needs was not run, measured values)."""
+    """(target, passed, measured values) for each target whose rows were run.
+
+    Row against row, the measured values also give the per-seed differences:
+    every row of a seed trains on the same examples and is tested on the same
+    held-out split, so the paired differences show how much of a gap is the
+    rows' and how much the split's.
+    """
     accuracy = {row: statistics.mean(r["accuracy"] for r in runs) for row, runs in results.items()}
     checks = []
 
     def check(text, rows, passed):
         if all(row in accuracy for row in rows):
-            checks.append((f"{task}: {text}", passed(), ", ".join(f"{row} {accuracy[row]:.3f}" for row in rows)))
+            measured = ", ".join(f"{row} {accuracy[row]:.3f}" for row in rows)
+            if len(rows) == 2:
+                measured += f"; per seed {_paired_differences(results[rows[0]], results[rows[1]])}"
+            checks.append((f"{task}: {text}", passed(), measured))
 
     check("gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005)
     check("gradual >= head only + 3 pt", ("gradual", "head_only"), lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03)
@@ -212,13 +226,19 @@ def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool |
     return checks
 
 
+def _paired_differences(runs: list[dict], baseline_runs: list[dict]) -> str:
+    """The accuracy differences, in points, of the seeds both rows ran: "+1.0 / -0.5 / +1.5 pt"."""
+    baseline = {run["seed"]: run["accuracy"] for run in baseline_runs}
+    differences = [100 * (run["accuracy"] - baseline[run["seed"]]) for run in runs if run["seed"] in baseline]
+    return " / ".join(f"{difference:+.1f}" for difference in differences) + " pt"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--examples", type=int, default=1000, help="seeded subset per seed, before the hold-out")
-    parser.add_argument("--validation-fraction", type=float, default=0.2, help="stratified held-out fraction")
+    parser.add_argument("--train-examples", type=int, default=800, help="training examples per seed (seeded subset)")
     parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")
     parser.add_argument("--source-epochs", type=int, default=3, help="mnist: epochs on the digits 0-4")
     parser.add_argument("--learning-rate", type=float, help="override the recipe's backbone rate")
@@ -253,9 +273,8 @@ def main() -> None:
 
 def _setup(task: Task, args: argparse.Namespace) -> str:
     config = task.config
-    train_size = round(args.examples * (1 - args.validation_fraction))
     return (
-        f"{train_size} train / {args.examples - train_size} held-out examples; {config.epochs} epochs, batch "
+        f"{args.train_examples} train / {task.held_out} held-out examples; {config.epochs} epochs, batch "
         f"{config.batch_size}, backbone rate {config.learning_rate:g}, head rate {config.head_learning_rate:g} "
         f"(head-only stage), warm-up {config.warmup_steps} steps per stage"
         + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
@@ -278,7 +297,7 @@ def report(runs: list[dict]) -> str:
         results = {row: [run for run in task_runs if run["row"] == row] for row in ROWS}
         results = {row: values for row, values in results.items() if values}
         seeds = sorted({run["seed"] for run in task_runs})
-        sections.append(f"### {TASKS[name][2]}\n\n{task_runs[-1]['setup']}; seeds {seeds}\n\n{markdown_table(results)}\n")
+        sections.append(f"### {TASKS[name][3]}\n\n{task_runs[-1]['setup']}; seeds {seeds}\n\n{markdown_table(results)}\n")
         checks += targets(name, results)
     lines = ["| target | result | measured |", "| --- | --- | --- |"]
     lines += [f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |" for text, passed, measured in checks]
