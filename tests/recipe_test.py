@@ -56,6 +56,11 @@ def test_unfreezing_schedules():
     # A pretrained ResNet: head first too, and BatchNorm in inference mode.
     pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
     assert pretrained_image.resolved_schedule() == "head_first" and pretrained_image.resolved_keep_batchnorm_frozen()
+    # The callback a recipe trains with carries both.
+    unfreezing = pretrained_image.unfreezing()
+    assert unfreezing.get_config()["schedule"] == "head_first" and unfreezing.keep_batchnorm_frozen
+    random_image = RecipeConfig.for_task("image").unfreezing()
+    assert random_image.get_config()["schedule"] == [[0, "all"]] and not random_image.keep_batchnorm_frozen
 
 
 def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):
