@@ -30,7 +30,7 @@ targets with PASS / FAIL and, row against row, the per-seed differences:
 - the demo's first epoch (`DEMO_ROW`, the recipes' default schedule) clearly above chance: at
   least 5 pt over the majority-class rate of the held-out split.
 
-    .venv/bin/python benchmarks/quality.py                     # everything: ~80 min on 2 quiet CPU cores
+    .venv/bin/python benchmarks/quality.py                     # everything: ~70 min on 2 CPU cores
     .venv/bin/python benchmarks/quality.py --tasks rt_binary --seeds 0 --rows head_only gradual
     .venv/bin/python benchmarks/quality.py --report-only   # the tables again, from benchmarks/quality_results.jsonl
 
