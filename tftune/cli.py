@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from tftune import distribute, recipe
+from tftune import distribute, lr_finder, recipe
 from tftune.backbones import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
 
@@ -313,9 +313,10 @@ def _parser() -> argparse.ArgumentParser:
     add_recipe_arguments(lr_find, task_flag=True)
     sweep = lr_find.add_argument_group("sweep")
     sweep.add_argument("--stage", choices=("head", "all"), default="head", help="head: the head alone (backbone frozen, for --head-learning-rate); all: every group (for --learning-rate)")
-    sweep.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
-    sweep.add_argument("--min-learning-rate", type=float, default=1e-7)
-    sweep.add_argument("--max-learning-rate", type=float, default=1.0)
+    sweep.add_argument("--steps", type=int, default=lr_finder.DEFAULT_STEPS,
+                       help=f"batches in the sweep (default {lr_finder.DEFAULT_STEPS})")
+    sweep.add_argument("--min-learning-rate", type=float, default=lr_finder.DEFAULT_MIN_LEARNING_RATE)
+    sweep.add_argument("--max-learning-rate", type=float, default=lr_finder.DEFAULT_MAX_LEARNING_RATE)
     lr_find.set_defaults(run=_lr_find)
 
     evaluate = subcommands.add_parser(

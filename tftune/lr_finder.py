@@ -36,6 +36,10 @@ from tftune.distribute import AllReplicasLossScaleOptimizer, distribute_dataset
 _logger = logging.getLogger(__name__)
 
 MIN_STEPS = 5
+# The sweep's defaults: fastai's range, a few hundred steps (the smoothed curve needs them to show a valley).
+DEFAULT_STEPS = 200
+DEFAULT_MIN_LEARNING_RATE = 1e-7
+DEFAULT_MAX_LEARNING_RATE = 1.0
 _SMOOTHING = 0.98
 _MIN_DESCENT = 0.05
 
@@ -84,9 +88,9 @@ def find_learning_rate(
     model: keras.Model,
     data: tf.data.Dataset,
     *,
-    min_learning_rate: float = 1e-7,
-    max_learning_rate: float = 1.0,
-    steps: int = 100,
+    min_learning_rate: float = DEFAULT_MIN_LEARNING_RATE,
+    max_learning_rate: float = DEFAULT_MAX_LEARNING_RATE,
+    steps: int = DEFAULT_STEPS,
     stop_factor: float = 4.0,
     plot_path: str | os.PathLike | None = None,
 ) -> LearningRateSweep:

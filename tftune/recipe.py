@@ -323,9 +323,9 @@ def sweep_learning_rate(
     config: RecipeConfig,
     *,
     stage: str = "head",
-    steps: int = 100,
-    min_learning_rate: float = 1e-7,
-    max_learning_rate: float = 1.0,
+    steps: int = lr_finder.DEFAULT_STEPS,
+    min_learning_rate: float = lr_finder.DEFAULT_MIN_LEARNING_RATE,
+    max_learning_rate: float = lr_finder.DEFAULT_MAX_LEARNING_RATE,
 ) -> lr_finder.LearningRateSweep:
     """`tftune.find_learning_rate` on a recipe's data and model: the head alone (`stage="head"`) or every group.
 
