@@ -198,7 +198,7 @@ def markdown_table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool | None, str]]:
+def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool, str]]:
     """(target, passed, measured values) for each target whose rows were run.
 
     Row against row, the measured values also give the per-seed differences:

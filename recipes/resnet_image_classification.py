@@ -15,9 +15,9 @@ import tensorflow as tf
 import tftune
 
 WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
-# Pretrained: the head alone for half of the first epoch, then every group, with BatchNorm in inference mode (its
-# moving statistics would not settle in a few small-data steps); random init: every group from the start.
-# Both measured best at equal epochs in benchmarks/quality.py.
+# Pretrained: the head alone for half of the first epoch, then every group (as good as full fine-tuning at equal
+# epochs in benchmarks/quality.py), with BatchNorm in inference mode (its moving statistics would not settle in a
+# few small-data steps). Random init: every group from the start, there is nothing to protect from a random head.
 UNFREEZING = "head_first" if WEIGHTS else {0: "all"}
 HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
 LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
