@@ -1,15 +1,16 @@
-"""tftune: fine-tune pretrained BERT and ResNet backbones, serve them with TF Serving."""
+"""tftune: fine-tune pretrained text and image backbones of every keras-hub family, serve them with TF Serving."""
 
 from tftune._backend import ensure_tensorflow_backend
 
 ensure_tensorflow_backend()
 
-from tftune.backbones import (  # noqa: E402
+from tftune import families  # noqa: E402
+from tftune.families import (  # noqa: E402
     BackboneUnavailableError,
     LayerGroup,
-    ResolvedBackbone,
+    ResolvedImage,
+    ResolvedText,
     TextPreprocessor,
-    backbone_layer_groups,
     known_backbones,
     resolve_backbone,
 )
@@ -31,6 +32,7 @@ from tftune.builders import (  # noqa: E402
     ModelSpec,
     ReverseChannels,
     TextClassifier,
+    build_classifier,
     build_image_classifier,
     build_text_classifier,
 )

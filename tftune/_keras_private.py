@@ -17,3 +17,10 @@ def nested_layers(layer: keras.layers.Layer) -> list:
 def set_own_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
     """Set `layer`'s own `trainable` flag without changing its sublayers' (the public setter recurses)."""
     layer._trainable = trainable
+
+
+def checkpoint_pooling(directory: str) -> str | None:
+    """The pooling a sentence-transformers folder declares, read by keras-hub's BERT converter (`load_task_config`)."""
+    from keras_hub.src.utils.transformers import convert_bert
+
+    return convert_bert.load_task_config(directory, {}).get("pooling_mode")

@@ -1,4 +1,4 @@
-"""Classifier builders: a Dense softmax head on a pretrained BERT or ResNet backbone.
+"""Classifier builders: a Dense softmax head on a pretrained text or image backbone of any family.
 
 The models are Keras functional models (keras-hub's Task pattern): they
 record their backbone, layer groups and label names, and round-trip through
@@ -14,33 +14,33 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-import keras_hub
 
 from tftune._validation import choice_error, image_size_error, integer_error, raise_errors
-from tftune.backbones import (
+from tftune.families import (
     HEAD,
-    POOLER,
+    IMAGE,
+    POOLINGS,
     PRETRAINED,
+    TEXT,
     LayerGroup,
-    backbone_layer_groups,
+    Modality,
+    family_of,
+    get_family,
     resolve_backbone,
 )
 
 _logger = logging.getLogger(__name__)
 
-TEXT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 IMAGE_INPUT = "images"
 HEAD_LAYER = "probabilities"
-# How a text classifier turns BERT's token outputs into one feature vector.
-TEXT_POOLINGS = ("cls", "mean", "max")
 
 
 class _Classifier(keras.Model):
     """What both classifiers share: the head, label names, layer groups, config."""
 
-    kind: str  # "text" or "image", the ModelSpec kind that builds it
+    modality: Modality
     # Backbone groups whose layers do not reach the output: frozen, and not in `layer_groups`.
-    _unused_groups: tuple[str, ...] = ()
+    unused_groups: tuple[str, ...] = ()
 
     def _attach_head(self, inputs, features, num_classes: int, labels, dropout: float, **kwargs) -> None:
         features = keras.layers.Dropout(dropout, name="head_dropout")(features)
@@ -57,16 +57,27 @@ class _Classifier(keras.Model):
         self.built = True
 
     @property
+    def family(self):
+        """The backbone's family (`tftune.families`), which knows its groups, inputs and serving needs."""
+        return family_of(self.backbone)
+
+    @property
+    def kind(self) -> str:
+        """The modality's name, "text" or "image" (what export metadata records)."""
+        return self.modality.name
+
+    @property
     def layer_groups(self) -> tuple[LayerGroup, ...]:
         """Backbone groups from the input upwards, then the `head` group."""
-        used = tuple(group for group in backbone_layer_groups(self.backbone) if group.name not in self._unused_groups)
+        groups = self.family.layer_groups(self.backbone)
+        used = tuple(group for group in groups if group.name not in self.unused_groups)
         return used + (LayerGroup(HEAD, (self.get_layer(HEAD_LAYER),)),)
 
     def _freeze_unused_groups(self) -> None:
         # A trainable weight without a gradient makes every step warn; the
         # freeze helpers only ever touch the groups in `layer_groups`.
-        for group in backbone_layer_groups(self.backbone):
-            if group.name in self._unused_groups:
+        for group in self.family.layer_groups(self.backbone):
+            if group.name in self.unused_groups:
                 for layer in group.layers:
                     layer.trainable = False
 
@@ -91,15 +102,16 @@ class _Classifier(keras.Model):
 
 @keras.saving.register_keras_serializable(package="tftune")
 class TextClassifier(_Classifier):
-    """A BERT backbone, a token pooling and a Dense softmax head.
+    """A text backbone of any family, a token pooling and a Dense softmax head.
 
-    Inputs are int32 `token_ids`, `segment_ids` and `padding_mask`
-    (`[batch, sequence_length]`); `preprocessor` turns raw strings into them.
-    `pooling` is "cls" (BERT's pooled [CLS] output, `pooled_output`), "mean"
-    or "max" (over the tokens' `sequence_output`, padding excluded: keras-hub's
-    `BertTextEmbedder` without normalization). With "mean" / "max" the BERT
-    pooler does not reach the output: it stays frozen and is not one of the
-    `layer_groups`. Build one with `tftune.build_text_classifier`.
+    Inputs are the backbone's own int32 inputs (BERT: `token_ids`,
+    `segment_ids`, `padding_mask`; DistilBERT has no `segment_ids`, FNet no
+    `padding_mask`), `[batch, sequence_length]`; `preprocessor` turns raw
+    strings into them. `pooling` is "cls" (the backbone's pooler where it has
+    one, else the first token), "mean" or "max" (over the tokens, padding
+    excluded). With "mean" / "max" a pooler does not reach the output: it
+    stays frozen and is not one of the `layer_groups`. Build one with
+    `tftune.build_text_classifier`.
 
     Example:
 
@@ -110,7 +122,7 @@ class TextClassifier(_Classifier):
     ```
     """
 
-    kind = "text"
+    modality = TEXT
 
     def __init__(
         self,
@@ -122,21 +134,24 @@ class TextClassifier(_Classifier):
         pooling: str = "cls",
         **kwargs,
     ):
-        raise_errors(choice_error("pooling", pooling, TEXT_POOLINGS))
+        raise_errors(choice_error("pooling", pooling, POOLINGS))
+        family = family_of(backbone)
         self.backbone = backbone
         self.preprocessor = preprocessor
-        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in TEXT_INPUTS}
-        if pooling == "cls":
-            features = backbone(inputs)["pooled_output"]
-        else:
-            embedder = keras_hub.models.BertTextEmbedder(
-                backbone, pooling_mode=pooling, normalize=False, compile=False, name=f"{pooling}_pooling"
-            )
-            features = embedder(inputs)
+        inputs = {
+            name: keras.Input(shape=(None,), dtype="int32", name=name) for name in family.input_names(backbone)
+        }
+        pad_token_id = preprocessor.tokenizer.pad_token_id if preprocessor is not None else 0
+        features = family.features(backbone, inputs, pooling, pad_token_id=pad_token_id)
         self._attach_head(inputs, features, num_classes, labels, dropout, **kwargs)
         self.pooling = pooling
-        self._unused_groups = () if pooling == "cls" else (POOLER,)
+        self.unused_groups = family.unused_groups(pooling)
         self._freeze_unused_groups()
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The model's int32 inputs, the backbone's own (what the token serving signature takes)."""
+        return tuple(self.input)
 
     @property
     def sequence_length(self) -> int:
@@ -152,13 +167,15 @@ class TextClassifier(_Classifier):
 
 @keras.saving.register_keras_serializable(package="tftune")
 class ImageClassifier(_Classifier):
-    """A ResNet backbone with global average pooling, dropout and a Dense softmax head.
+    """An image backbone of any family, its feature pooling, dropout and a Dense softmax head.
 
     The input is float `images` `[batch, H, W, 3]`, RGB in 0..255, any size:
-    the model resizes to `image_size` and normalizes the way the backbone was
-    pretrained (`scale`, `offset`, and a RGB->BGR flip for caffe-style
-    keras.applications ResNets). BatchNorm layers of a frozen group run in
-    inference mode. Build one with `tftune.build_image_classifier`.
+    the model resizes to `image_size` the way the checkpoint's image converter
+    does (`resizing`: interpolation, crop to aspect ratio, antialias) and
+    normalizes the way the backbone was pretrained (`scale`, `offset`, and a
+    RGB->BGR flip for caffe-style keras.applications ResNets). BatchNorm
+    layers of a frozen group run in inference mode. Build one with
+    `tftune.build_image_classifier`.
 
     Example:
 
@@ -168,7 +185,7 @@ class ImageClassifier(_Classifier):
     ```
     """
 
-    kind = "image"
+    modality = IMAGE
 
     def __init__(
         self,
@@ -180,18 +197,19 @@ class ImageClassifier(_Classifier):
         reverse_channels: bool = False,
         labels=None,
         dropout: float = 0.2,
+        resizing: dict | None = None,
         **kwargs,
     ):
         self.backbone = backbone
         self.image_size = tuple(image_size)
         self.scale, self.offset, self.reverse_channels = scale, offset, reverse_channels
+        self.resizing = dict(resizing or {})
         images = keras.Input(shape=(None, None, 3), dtype="float32", name=IMAGE_INPUT)
-        x = keras.layers.Resizing(*self.image_size, name="resize")(images)
+        x = keras.layers.Resizing(*self.image_size, name="resize", **self.resizing)(images)
         if reverse_channels:
             x = ReverseChannels(name="rgb_to_bgr")(x)
         x = keras.layers.Rescaling(scale, offset, name="normalize")(x)
-        x = backbone(x)
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = family_of(backbone).features(backbone, x)
         self._attach_head(images, x, num_classes, labels, dropout, **kwargs)
 
     def get_config(self) -> dict:
@@ -201,6 +219,7 @@ class ImageClassifier(_Classifier):
             "scale": self.scale,
             "offset": self.offset,
             "reverse_channels": self.reverse_channels,
+            "resizing": self.resizing,
         }
 
 
@@ -229,21 +248,23 @@ def build_text_classifier(
     weights: str | os.PathLike | None = PRETRAINED,
     pooling: str | None = None,
 ) -> TextClassifier:
-    """Build a text classifier: a BERT backbone, a token pooling and a Dense softmax head.
+    """Build a text classifier: a text backbone of any family, a token pooling and a Dense softmax head.
 
     Args:
-        backbone: a BERT spec (keras-hub preset name, local keras-hub preset
-            or Hugging Face BERT directory; see `tftune.known_backbones()`).
+        backbone: a text backbone spec: a keras-hub preset name, a local
+            keras-hub preset or Hugging Face folder (`tftune info` lists the
+            families and their forms).
         num_classes: number of classes, at least 2.
         sequence_length: tokens per example, at most the backbone's maximum
             position embeddings.
         dropout: dropout rate before the head, in [0, 1).
         labels: class names, one per class (default "0", "1", ...).
         weights: "pretrained", None (random init) or a `.weights.h5` path.
-        pooling: "cls" (BERT's pooled [CLS] output), "mean" or "max" (over
-            the tokens, padding excluded), or None for the checkpoint's own:
-            what a sentence-transformers folder's `1_Pooling/config.json`
-            says, else "cls". The result is `model.pooling`.
+        pooling: "cls" (the backbone's pooler, or its first token), "mean"
+            or "max" (over the tokens, padding excluded), or None for the
+            checkpoint's own: what a sentence-transformers folder's
+            `1_Pooling/config.json` says, else "cls". The result is
+            `model.pooling`.
 
     Example:
 
@@ -256,20 +277,13 @@ def build_text_classifier(
     raise_errors(
         *_head_errors(num_classes, labels, dropout),
         integer_error("sequence_length", sequence_length, minimum=1),
-        choice_error("pooling", pooling, (None, *TEXT_POOLINGS)),
+        choice_error("pooling", pooling, (None, *POOLINGS)),
     )
+    _check_modality(backbone, TEXT)
     resolved = resolve_backbone(backbone, weights=weights, sequence_length=sequence_length)
-    if resolved.family != "bert":
-        raise ValueError(
-            f"build_text_classifier needs a BERT backbone; {backbone!r} is a "
-            f"{resolved.family} backbone. Use build_image_classifier for images."
-        )
-    positions = resolved.max_sequence_length
-    too_long = integer_error("sequence_length", sequence_length, maximum=positions)
-    raise_errors(too_long and f"{too_long} Backbone {backbone!r} has {positions} position embeddings.")
     if pooling is None:
         pooling = resolved.pooling or "cls"
-        source = "its 1_Pooling/config.json" if resolved.pooling else "BERT's [CLS] default: the checkpoint names none"
+        source = "its 1_Pooling/config.json" if resolved.pooling else "the [CLS] default: the checkpoint names none"
         _logger.info("Text classifier on %s: pooling=%r (%s).", resolved.spec, pooling, source)
     return TextClassifier(
         resolved.model, num_classes, preprocessor=resolved.preprocessor, labels=labels, dropout=dropout, pooling=pooling
@@ -280,18 +294,20 @@ def build_image_classifier(
     backbone: str | os.PathLike,
     num_classes: int,
     *,
-    image_size: tuple[int, int] = (224, 224),
+    image_size: tuple[int, int] | None = None,
     dropout: float = 0.2,
     labels: Sequence[str] | None = None,
     weights: str | os.PathLike | None = PRETRAINED,
 ) -> ImageClassifier:
-    """Build an image classifier: a ResNet backbone, pooling and a Dense softmax head.
+    """Build an image classifier: an image backbone of any family, its pooling and a Dense softmax head.
 
     Args:
-        backbone: a ResNet spec (keras.applications name such as "resnet50",
-            keras-hub preset name, or local keras-hub preset directory).
+        backbone: an image backbone spec: a keras.applications name such as
+            "resnet50", a keras-hub preset name, or a local keras-hub preset,
+            Hugging Face or timm folder (`tftune info` lists them).
         num_classes: number of classes, at least 2.
         image_size: (height, width) the model resizes to; each at least 32.
+            None: the backbone's fixed size (ViT-like), else 224 x 224.
         dropout: dropout rate before the head, in [0, 1).
         labels: class names, one per class (default "0", "1", ...).
         weights: "pretrained" (ImageNet), None (random init) or a
@@ -304,17 +320,45 @@ def build_image_classifier(
     ```
     """
     labels = _label_names(labels)
-    raise_errors(*_head_errors(num_classes, labels, dropout), image_size_error("image_size", image_size))
-    resolved = resolve_backbone(backbone, weights=weights)
-    if resolved.family != "resnet":
-        raise ValueError(
-            f"build_image_classifier needs a ResNet backbone; {backbone!r} is a "
-            f"{resolved.family} backbone. Use build_text_classifier for text."
-        )
-    return ImageClassifier(
-        resolved.model, num_classes, image_size=image_size, labels=labels, dropout=dropout,
-        **resolved.image_normalization,
+    raise_errors(
+        *_head_errors(num_classes, labels, dropout), image_size is not None and image_size_error("image_size", image_size)
     )
+    _check_modality(backbone, IMAGE)
+    resolved = resolve_backbone(backbone, weights=weights)
+    if resolved.image_size is not None and image_size is not None and tuple(image_size) != resolved.image_size:
+        raise ValueError(
+            f"image_size={tuple(image_size)} but {resolved.family.title} backbone {backbone!r} takes only "
+            f"{resolved.image_size} images. Leave image_size unset (or pass {resolved.image_size})."
+        )
+    size = image_size or resolved.image_size or (224, 224)
+    return ImageClassifier(
+        resolved.model, num_classes, image_size=size, labels=labels, dropout=dropout, resizing=resolved.resizing,
+        **resolved.normalization,
+    )
+
+
+def build_classifier(backbone: str | os.PathLike, num_classes: int, **options) -> keras.Model:
+    """Build a text or image classifier, whichever the backbone's family is for.
+
+    `options` are those of `build_text_classifier` or `build_image_classifier`.
+
+    Example:
+
+    ```python
+    tftune.build_classifier("resnet50", 3, image_size=(32, 32), weights=None).modality.name  # 'image'
+    ```
+    """
+    return _BUILDERS[get_family(backbone).modality](backbone, num_classes, **options)
+
+
+def _check_modality(backbone, modality: Modality) -> None:
+    family = get_family(backbone)
+    if family.modality is not modality:
+        raise ValueError(
+            f"{os.fspath(backbone)!r} is a {family.modality.name} backbone ({family.title}), not a {modality.name} "
+            f"one. Use it for a {family.modality.name} task (build_{family.modality.name}_classifier, "
+            f"--task {family.modality.name}), or pass a {modality.name} backbone (`tftune info` lists them)."
+        )
 
 
 def _label_names(labels) -> list[str] | None:
@@ -339,14 +383,15 @@ def _head_errors(num_classes, labels: list[str] | None, dropout) -> list[str | N
     return errors
 
 
-_BUILDERS_BY_KIND = {"text": build_text_classifier, "image": build_image_classifier}
+_BUILDERS = {TEXT: build_text_classifier, IMAGE: build_image_classifier}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """What to build: "text" or "image" classifier, its backbone, classes and builder options.
+    """What to build: a "text" or "image" classifier, its backbone, classes and builder options.
 
     `tftune.fit` builds it inside the strategy's scope and precision policy.
+    `kind` must match the backbone family's modality.
 
     Example:
 
@@ -362,8 +407,10 @@ class ModelSpec:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.kind not in _BUILDERS_BY_KIND:
-            raise ValueError(f"ModelSpec.kind must be one of {sorted(_BUILDERS_BY_KIND)}; got {self.kind!r}.")
+        kinds = {modality.name: modality for modality in _BUILDERS}
+        if self.kind not in kinds:
+            raise ValueError(f"ModelSpec.kind must be one of {sorted(kinds)}; got {self.kind!r}.")
 
     def build(self) -> keras.Model:
-        return _BUILDERS_BY_KIND[self.kind](self.backbone, self.num_classes, **dict(self.options))
+        modality = next(modality for modality in _BUILDERS if modality.name == self.kind)
+        return _BUILDERS[modality](self.backbone, self.num_classes, **dict(self.options))

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from tftune import distribute, lr_finder, recipe
-from tftune.backbones import BackboneUnavailableError
+from tftune.families import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
 
 # What a user can cause and fix: reported as one line, exit status 2, no traceback.

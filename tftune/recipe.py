@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tftune import builders, distribute, export, lr_finder, report, train, unfreeze
+from tftune import builders, distribute, export, families, lr_finder, report, train, unfreeze
 from tftune import data as data_lib
 from tftune._validation import choice_error, image_size_error, integer_error, number_error, raise_errors
 
@@ -131,7 +131,7 @@ class RecipeConfig:
             None
             if self.head_learning_rate is None
             else number_error("head_learning_rate", self.head_learning_rate, minimum=0, maximum=1, exclusive=True),
-            choice_error("pooling", self.pooling, (None, *builders.TEXT_POOLINGS)),
+            choice_error("pooling", self.pooling, (None, *families.POOLINGS)),
             None if isinstance(self.class_weight, dict) else choice_error("class_weight", self.class_weight, (None, "balanced")),
             number_error("validation_fraction", self.validation_fraction, minimum=0, maximum=1, exclusive=True),
             integer_error("sequence_length", self.sequence_length, minimum=1),
@@ -507,7 +507,9 @@ def prepared_data(
     batch_size = batch_size or config.batch_size
     if model.kind == "text":
         return data_lib.text_pipelines(splits, model.preprocessor, batch_size, seed=config.seed)
-    return data_lib.image_pipelines(splits, model.image_size, batch_size, augmentation=config.augmentation, seed=config.seed)
+    return data_lib.image_pipelines(
+        splits, model.image_size, batch_size, augmentation=config.augmentation, seed=config.seed, resizing=model.resizing
+    )
 
 
 def load_splits(config: RecipeConfig) -> data_lib.DataSplits:

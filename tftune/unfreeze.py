@@ -36,7 +36,7 @@ import keras
 
 from tftune._keras_private import nested_layers, set_own_trainable
 from tftune._validation import choice_error, integer_error, number_error, raise_errors
-from tftune.backbones import HEAD
+from tftune.families import HEAD
 from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.schedules import WarmupDecay, schedule_errors
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
 from tftune._validation import image_size_error, integer_error, raise_errors
 from tftune.data.splitting import DataSplits
+from tftune.families.image import resize_image
 
 AUGMENTATIONS = ("flip", "crop", "rotation")
 _CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -109,11 +110,13 @@ def image_pipelines(
     cache: bool | str = "auto",
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
+    resizing: Mapping | None = None,
 ) -> PreparedData:
     """Decoded, resized, batched train / validation pipelines from image `DataSplits`.
 
     Images are resized to `image_size` (height, width: integers >= 32, what
-    the image classifiers accept) inside `Dataset.map` with AUTOTUNE
+    the image classifiers accept) the way the model resizes (`resizing`, the
+    model's `resizing` options: crop to aspect ratio, interpolation) inside `Dataset.map` with AUTOTUNE
     parallelism and cached as uint8 (`cache="auto"`: in memory when they fit
     in 2 GiB; `True`, `False`, or a path prefix for cache files), then
     shuffled with `seed`, batched, augmented (training split only) and
@@ -144,7 +147,9 @@ def image_pipelines(
 
     def resizer(size):
         def resized(examples: tf.data.Dataset) -> tf.data.Dataset:
-            return examples.map(lambda image, label: (_resize(image, size), label), num_parallel_calls=tf.data.AUTOTUNE)
+            return examples.map(
+                lambda image, label: (_resize(image, size, resizing or {}), label), num_parallel_calls=tf.data.AUTOTUNE
+            )
 
         return resized
 
@@ -240,8 +245,8 @@ def _augmentation_layers(augmentation, height: int, width: int, seed: int):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def _resize(image: tf.Tensor, size) -> tf.Tensor:
-    resized = tf.image.resize(tf.cast(image, "float32"), size)
+def _resize(image: tf.Tensor, size, resizing: Mapping) -> tf.Tensor:
+    resized = resize_image(tf.cast(image, "float32"), size, resizing)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), "uint8")
 
 

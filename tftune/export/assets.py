@@ -197,7 +197,7 @@ def _write_warmup_requests(export_dir: str, name: str, model, examples: list) ->
     if model.kind == "text":
         tensors = {key: np.asarray(value) for key, value in model.preprocessor(examples).items()}
     else:
-        tensors = {IMAGE_INPUT: np.stack([_decode_image(example, model.image_size).numpy() for example in examples])}
+        tensors = {IMAGE_INPUT: np.stack([_decode_image(example, model.image_size, model.resizing).numpy() for example in examples])}
     requests = [(SERVING_DEFAULT, raw), (TENSOR_SIGNATURES[model.kind], tensors)]
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)

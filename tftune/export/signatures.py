@@ -12,7 +12,7 @@ Outputs of every signature: `probabilities` float32 `[batch, classes]`,
 | model | signature         | inputs                                                          |
 |-------|-------------------|-----------------------------------------------------------------|
 | text  | `serving_default` | `text` string `[batch]` (tokenized in the graph)                |
-| text  | `serve_tokens`    | `token_ids`, `segment_ids`, `padding_mask` int32 `[batch, seq]` |
+| text  | `serve_tokens`    | the backbone's inputs (`token_ids`, ...) int32 `[batch, seq]`   |
 | image | `serving_default` | `image_bytes` string `[batch]` (JPEG / PNG, decoded in the graph) |
 | image | `serve_images`    | `images` float32 `[batch, height, width, 3]`, RGB 0..255        |
 """
@@ -25,7 +25,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from tftune.builders import IMAGE_INPUT, TEXT_INPUTS
+from tftune.builders import IMAGE_INPUT
+from tftune.families import resize_image
 from tftune.export._layout import LABELS_ASSET
 
 SERVING_DEFAULT = "serving_default"
@@ -96,14 +97,15 @@ def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None
     }
 
 
-def _decode_image(image_bytes, image_size=None) -> tf.Tensor:
+def _decode_image(image_bytes, image_size=None, resizing=None) -> tf.Tensor:
     """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
 
-    The resize is the same bilinear one as the model's Resizing layer, so the
-    model's own resize is the identity and bytes give what Keras gives on the image.
+    The resize is the model's own (its Resizing layer's options: crop to aspect
+    ratio, interpolation, antialias) on the image at its native size, so the
+    model's resize is then the identity and bytes give what Keras gives on the image.
     """
     image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), tf.float32)
-    return image if image_size is None else tf.image.resize(image, image_size)
+    return image if image_size is None else resize_image(image, image_size, resizing or {})
 
 
 def _spec_json(spec) -> dict:
@@ -115,9 +117,11 @@ def _text_signatures(module: _ServingModule, model) -> dict:
     def serve_text(text):
         return module.outputs(module.preprocessor(text))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=key) for key in TEXT_INPUTS])
-    def serve_tokens(token_ids, segment_ids, padding_mask):
-        return module.outputs(dict(zip(TEXT_INPUTS, (token_ids, segment_ids, padding_mask))))
+    names = model.input_names
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in names])
+    def serve_tokens(*tensors):
+        return module.outputs(dict(zip(names, tensors)))
 
     return {
         SERVING_DEFAULT: serve_text.get_concrete_function(),
@@ -131,7 +135,7 @@ def _image_signatures(module: _ServingModule, model) -> dict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
         images = tf.map_fn(
-            lambda encoded: _decode_image(encoded, (height, width)),
+            lambda encoded: _decode_image(encoded, (height, width), model.resizing),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )

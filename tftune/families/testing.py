@@ -1,0 +1,176 @@
+"""The shared family harness: what every backbone family must pass, on a tiny random-init config.
+
+Like keras-hub's `TestCase.run_task_test`: a family's `*_test.py` describes
+a tiny preset (`FamilyCase`) and calls `run_family_test`, which checks the
+promises tftune makes for every family: the spec resolves to the family;
+the layer groups cover every trainable weight exactly once and do not
+depend on what was built before; frozen weights stay bit-identical during a
+fit; `GradualUnfreezing` opens groups top-down inside one fit; a text model
+trains under a 2-replica `MirroredStrategy` (numeric masks); and the
+`.keras` file round-trips. The serving half (SavedModel export, TF-only
+reload parity on raw inputs) runs once for every family together in
+`tests/families_serving_test.py`.
+
+Example:
+
+```python
+CASE = FamilyCase(family=resnet.FAMILY, make_preset=tiny_resnet, groups=("stem", "stage_1", "stage_2"))
+
+def test_family(tmp_path):
+    run_family_test(CASE, tmp_path)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftune.builders import build_classifier
+from tftune.families.base import Family
+from tftune.families.registry import get_family
+from tftune.families.text import TEXT
+from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
+
+NUM_CLASSES = 3
+TEXTS = ("a fine film", "the worst thing i have seen this year", "", "ok")
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyCase:
+    """A tiny preset of one family and what the harness should find in it.
+
+    `make_preset(directory)` writes a random-init backbone (and its tokenizer
+    or image converter) with `save_to_preset`; `groups` are the expected
+    backbone group names; `options` go to the builder (`sequence_length`,
+    `image_size`, `pooling`).
+    """
+
+    family: Family
+    make_preset: Callable[[str], Any]
+    groups: Sequence[str]
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_text(self) -> bool:
+        return self.family.modality is TEXT
+
+    def preset(self, directory: str) -> str:
+        if not os.path.isfile(os.path.join(directory, "config.json")):
+            keras.utils.set_random_seed(0)
+            self.make_preset(directory)
+        return directory
+
+    def build(self, preset: str) -> keras.Model:
+        return build_classifier(preset, NUM_CLASSES, **self.options)
+
+    def raw_examples(self) -> list:
+        """Raw inputs: strings for text, uint8 images of two shapes (not square) for images."""
+        if self.is_text:
+            return list(TEXTS)
+        random = np.random.RandomState(0)
+        return [random.randint(0, 256, size=shape, dtype="uint8") for shape in ((40, 56, 3), (48, 36, 3))]
+
+    def model_inputs(self, model: keras.Model):
+        """A batch of four model inputs, as the training pipeline gives them."""
+        if self.is_text:
+            return model.preprocessor(tf.constant(TEXTS))
+        random = np.random.RandomState(1)
+        return random.uniform(0, 255, size=(4, *model.image_size, 3)).astype("float32")
+
+
+def run_family_test(case: FamilyCase, directory: str | os.PathLike) -> keras.Model:
+    """Run every family promise on `case`'s tiny preset in `directory`; return the trained model."""
+    preset = case.preset(os.path.join(os.fspath(directory), "preset"))
+    assert get_family(preset) is case.family, f"{preset} resolved to {get_family(preset).name}, not {case.family.name}"
+    model = case.build(preset)
+    _check_groups(case, model)
+    _check_groups_do_not_depend_on_history(case, preset, model)
+    _check_gradual_unfreezing(case, model)
+    if case.is_text:
+        _check_two_replica_fit(case, preset)
+    _check_keras_round_trip(case, model, os.path.join(os.fspath(directory), "model.keras"))
+    return model
+
+
+def _check_groups(case: FamilyCase, model: keras.Model) -> None:
+    names = [group.name for group in model.layer_groups]
+    assert names == [*case.groups, "head"], f"groups {names}, expected {[*case.groups, 'head']}"
+    grouped = [id(weight) for group in model.layer_groups for weight in group.weights if weight.trainable]
+    assert len(grouped) == len(set(grouped)), "a weight belongs to two groups"
+    trainable = {id(weight): weight.path for weight in model.trainable_weights}
+    missing = [path for key, path in trainable.items() if key not in set(grouped)]
+    assert not missing, f"trainable weights in no group: {missing[:5]}"
+    assert all(group.weights for group in model.layer_groups), "an empty group"
+
+
+def _check_groups_do_not_depend_on_history(case: FamilyCase, preset: str, model: keras.Model) -> None:
+    # Auto-generated layer names change with what was built earlier in the process; groups must not.
+    again = case.build(preset)
+    assert [group.name for group in again.layer_groups] == [group.name for group in model.layer_groups]
+    assert [group.count_params() for group in again.layer_groups] == [
+        group.count_params() for group in model.layer_groups
+    ]
+
+
+def _check_gradual_unfreezing(case: FamilyCase, model: keras.Model) -> None:
+    """Head alone at step 0 (backbone bit-identical), the top group joins at step 1, every group at step 2."""
+    backbone_groups = model.layer_groups[:-1]
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            snapshots.append([[weight.numpy().copy() for weight in group.weights] for group in model.layer_groups])
+
+        def on_train_end(self, logs=None):
+            self.on_train_batch_begin(None)
+
+    compile_for_unfreezing(model, "adam", 1e-2)
+    inputs = case.model_inputs(model)
+    labels = np.array([0, 1, 2, 0])
+    dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+    unfreezing = GradualUnfreezing({0: 0, 1: 1, 2: "all"}, unit="step", verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=3, callbacks=[unfreezing, Snapshot()], verbose=0)
+    before, after_head, after_top, after_all = snapshots
+
+    def changed(later, earlier, index):
+        return any(not np.array_equal(a, b) for a, b in zip(later[index], earlier[index]))
+
+    head = len(model.layer_groups) - 1
+    assert changed(after_head, before, head), "the head did not train in step 0"
+    for index, group in enumerate(backbone_groups):
+        assert not changed(after_head, before, index), f"group {group.name} changed while frozen (step 0)"
+    assert changed(after_top, after_head, head - 1), f"top group {backbone_groups[-1].name} did not train in step 1"
+    for index, group in enumerate(backbone_groups[:-1]):
+        assert not changed(after_top, after_head, index), f"group {group.name} changed while frozen (step 1)"
+    assert changed(after_all, after_top, 0), f"bottom group {backbone_groups[0].name} did not train in step 2"
+
+
+def _check_two_replica_fit(case: FamilyCase, preset: str) -> None:
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2, "two logical CPUs are needed (conftest.py sets them)"
+    with strategy.scope():
+        model = case.build(preset)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    texts = tf.data.Dataset.from_tensor_slices((list(TEXTS), [0, 1, 2, 0])).batch(4)
+    dataset = texts.map(lambda text, label: (model.preprocessor(text), label))
+    assert all(spec.dtype != tf.bool for spec in tf.nest.flatten(dataset.element_spec)), "a bool model input"
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def _check_keras_round_trip(case: FamilyCase, model: keras.Model, path: str) -> None:
+    inputs = case.model_inputs(model)
+    expected = model(inputs, training=False)
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded(inputs, training=False), expected, atol=1e-6)
+    assert [group.name for group in loaded.layer_groups] == [group.name for group in model.layer_groups]
+    if case.is_text:
+        np.testing.assert_array_equal(loaded.preprocessor(tf.constant(TEXTS))["token_ids"], inputs["token_ids"])
