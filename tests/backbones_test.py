@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 
@@ -8,7 +9,7 @@ import pytest
 import safetensors.numpy
 
 import tftune
-from tftune.backbones import BackboneUnavailableError
+from tftune.families import BackboneUnavailableError
 
 
 def _assert_groups_cover_every_trainable_weight(backbone, layer_groups):
@@ -19,7 +20,7 @@ def _assert_groups_cover_every_trainable_weight(backbone, layer_groups):
 
 def test_hugging_face_bert_directory(bert_dir):
     resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
-    assert resolved.family == "bert"
+    assert resolved.family.name == "bert"
     assert isinstance(resolved.model, keras_hub.models.BertBackbone)
     assert resolved.model.count_params() == 22_713_216
     assert [group.name for group in resolved.layer_groups] == (
@@ -58,12 +59,12 @@ def test_keras_hub_bert_preset_directory(bert_dir, tmp_path):
 
 def test_keras_hub_resnet_preset_directory(small_resnet_preset):
     resolved = tftune.resolve_backbone(small_resnet_preset)
-    assert resolved.family == "resnet"
+    assert resolved.family.name == "resnet"
     assert [group.name for group in resolved.layer_groups] == ["stem", "stage_1", "stage_2", "stage_3", "stage_4"]
     _assert_groups_cover_every_trainable_weight(resolved.model, resolved.layer_groups)
     # A backbone-only preset has no image converter: ImageNet mean / std are used.
-    np.testing.assert_allclose(resolved.image_normalization["scale"][0], 1 / (0.229 * 255))
-    assert resolved.image_normalization["reverse_channels"] is False
+    np.testing.assert_allclose(resolved.normalization["scale"][0], 1 / (0.229 * 255))
+    assert resolved.normalization["reverse_channels"] is False
 
 
 @pytest.mark.parametrize("name", ["resnet50", "resnet50v2"])
@@ -83,11 +84,11 @@ def test_keras_applications_weights_from_local_file(tmp_path, random_images):
     np.testing.assert_array_equal(resolved.model.predict(random_images, verbose=0), source.predict(random_images, verbose=0))
 
 
-def test_unknown_name_lists_known_names():
-    with pytest.raises(ValueError, match="Unknown backbone 'bert_gigantic'") as error:
-        tftune.resolve_backbone("bert_gigantic")
-    for known in ("resnet50", "bert_base_en_uncased", "resnet_50_imagenet", "all_minilm_l6_v2_en"):
-        assert known in str(error.value)
+def test_unknown_name_names_families_and_close_names():
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet_50_imagnet'") as error:
+        tftune.resolve_backbone("resnet_50_imagnet")
+    assert "BERT" in str(error.value) and "ResNet" in str(error.value) and "'resnet_50_imagenet'" in str(error.value)
+    assert "tftune info" in str(error.value)
 
 
 def test_hub_preset_without_network_says_how_to_use_a_local_directory():
@@ -102,19 +103,35 @@ def test_imagenet_weights_without_network_say_how_to_use_a_local_file():
 
 def test_directory_of_neither_format_lists_expected_files(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model")
-    with pytest.raises(ValueError, match="model.safetensors.*Found: \\['notes.txt'\\]"):
+    with pytest.raises(ValueError, match="names no loader.*Found: \\['notes.txt'\\]"):
         tftune.resolve_backbone(str(tmp_path))
 
 
 def test_hugging_face_directory_missing_files(bert_dir, tmp_path):
     shutil.copy(os.path.join(bert_dir, "config.json"), tmp_path)
-    with pytest.raises(ValueError, match=r"lacks \['model.safetensors', 'vocab.txt'\]"):
+    with pytest.raises(ValueError, match=r"lacks the weights file 'model.safetensors'.*lacks \['vocab.txt'\]"):
         tftune.resolve_backbone(str(tmp_path))
 
 
-def test_bad_sequence_length():
+def test_hugging_face_directory_without_architectures(bert_dir, tmp_path):
+    for name in ("model.safetensors", "vocab.txt"):
+        os.symlink(os.path.join(bert_dir, name), tmp_path / name)
+    config = json.loads(open(os.path.join(bert_dir, "config.json")).read())
+    del config["architectures"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="no 'architectures' key"):
+        tftune.resolve_backbone(str(tmp_path))
+
+
+def test_broken_config_json_is_named(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert",')
+    with pytest.raises(ValueError, match=r"config.json' is not valid JSON"):
+        tftune.resolve_backbone(str(tmp_path))
+
+
+def test_bad_sequence_length(tiny_bert_preset):
     with pytest.raises(ValueError, match="sequence_length must be an integer >= 1; got 0"):
-        tftune.resolve_backbone("no/such/backbone", sequence_length=0)
+        tftune.resolve_backbone(tiny_bert_preset, sequence_length=0)
 
 
 def test_missing_weights_file():
@@ -124,6 +141,5 @@ def test_missing_weights_file():
 
 def test_known_backbones():
     known = tftune.known_backbones()
-    assert "resnet152v2" in known["keras_applications"]
-    assert "bert_base_en_uncased" in known["keras_hub_bert"]
-    assert "resnet_v2_50_imagenet" in known["keras_hub_resnet"]
+    assert "bert_base_en_uncased" in known["bert"]
+    assert "resnet_v2_50_imagenet" in known["resnet"]

@@ -217,7 +217,7 @@ def test_image_classifier_bad_input(kwargs, message):
 
 
 def test_family_mismatch_is_rejected(bert_dir):
-    with pytest.raises(ValueError, match="needs a ResNet backbone"):
+    with pytest.raises(ValueError, match=r"is a backbone for text \(BERT\), not for image.*--task text"):
         tftune.build_image_classifier(bert_dir, 2)
-    with pytest.raises(ValueError, match="needs a BERT backbone"):
+    with pytest.raises(ValueError, match=r"'resnet50' is a backbone for image \(ResNet\), not for text"):
         tftune.build_text_classifier("resnet50", 2, weights=None)

@@ -184,13 +184,16 @@ def served(exports, text_model, texts):
         "mirrored": (exports["mirrored"], "serving_default", {"image_bytes": ("b64", encoded)}),
         "mixed": (exports["mixed"], "serving_default", {"image_bytes": ("b64", encoded)}),
     }
-    request = [
-        {"path": result.path, "signature": signature, "inputs": inputs} for result, signature, inputs in jobs.values()
-    ]
+    answer = serve_in_tensorflow_only(jobs.values())
+    return {"unregistered": answer["unregistered"], **dict(zip(jobs, answer["results"]))}
+
+
+def serve_in_tensorflow_only(jobs) -> dict:
+    """Run (export, signature, inputs) jobs in one fresh TensorFlow-only process: unregistered ops and outputs."""
+    request = [{"path": result.path, "signature": signature, "inputs": inputs} for result, signature, inputs in jobs]
     process = subprocess.run(
         [sys.executable, "-c", _SERVE_SCRIPT], input=json.dumps(request), capture_output=True, text=True
     )
     if process.returncode != 0:
         raise RuntimeError(f"serving the exports failed:\n{process.stderr[-3000:]}")
-    answer = json.loads(process.stdout.strip().splitlines()[-1])
-    return {"unregistered": answer["unregistered"], **dict(zip(jobs, answer["results"]))}
+    return json.loads(process.stdout.strip().splitlines()[-1])

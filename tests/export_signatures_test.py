@@ -95,7 +95,7 @@ def test_saved_model_cli_lists_the_documented_signatures(exports):
     }
     assert text == {
         "serving_default": ({"text": ("DT_STRING", "(-1)")}, outputs),
-        "serve_tokens": ({key: ("DT_INT32", "(-1, -1)") for key in tftune.builders.TEXT_INPUTS}, outputs),
+        "serve_tokens": ({key: ("DT_INT32", "(-1, -1)") for key in ("token_ids", "segment_ids", "padding_mask")}, outputs),
     }
     image = _saved_model_cli_signatures(exports["image"].path)
     outputs = {key: outputs[key] for key in ("class_id", "label")} | {"probabilities": ("DT_FLOAT", "(-1, 3)")}

@@ -355,9 +355,9 @@ def _check_modality(backbone, modality: Modality) -> None:
     family = get_family(backbone)
     if family.modality is not modality:
         raise ValueError(
-            f"{os.fspath(backbone)!r} is a {family.modality.name} backbone ({family.title}), not a {modality.name} "
-            f"one. Use it for a {family.modality.name} task (build_{family.modality.name}_classifier, "
-            f"--task {family.modality.name}), or pass a {modality.name} backbone (`tftune info` lists them)."
+            f"{os.fspath(backbone)!r} is a backbone for {family.modality.name} ({family.title}), not for "
+            f"{modality.name}. Use it for a {family.modality.name} task (build_{family.modality.name}_classifier, "
+            f"--task {family.modality.name}), or pass a backbone for {modality.name} (`tftune info` lists them)."
         )
 
 

@@ -202,12 +202,15 @@ class Family:
     def load_backbone(self, spec: str, local: LocalDirectory | None, pretrained: bool) -> keras.Model:
         """The backbone of `spec`, with its pretrained weights when `pretrained`."""
         if local is not None and local.source == TRANSFORMERS:
-            self.check_transformers_folder(local)
+            self.check_transformers_folder(local, pretrained)
         return load_preset(self.backbone_class, spec, load_weights=pretrained)
 
-    def check_transformers_folder(self, local: LocalDirectory) -> None:
+    def check_transformers_folder(self, local: LocalDirectory, pretrained: bool) -> None:
         """Refuse a Hugging Face folder keras-hub's converter would fail on, naming what is missing."""
         problems = []
+        weights = ("model.safetensors", "model.safetensors.index.json")
+        if pretrained and not any(local.has(name) for name in weights):
+            problems.append(f"it lacks the weights file {weights[0]!r} (pass weights=None for a random init)")
         if "architectures" not in local.config:
             problems.append(
                 f"its config.json has no 'architectures' key, which keras-hub's converter reads (add e.g. "

@@ -14,6 +14,7 @@ tftune.families.get_family("resnet50").title  # 'ResNet': a keras.applications n
 
 from __future__ import annotations
 
+import difflib
 import os
 
 import keras
@@ -140,7 +141,10 @@ def _unknown_spec_message(spec: str, local: LocalDirectory | None) -> str:
             f"Directory {spec!r} is not a backbone tftune can load: {said}. Supported families: {families}; "
             f"`tftune info` lists the folder forms each accepts. Found: {local.files}."
         )
+    names = [name for family in FAMILIES for name in family.presets()] + list(resnet.APPLICATIONS)
+    close = difflib.get_close_matches(spec, names, n=3, cutoff=0.6)
     return (
         f"Unknown backbone {spec!r}: not an existing directory, a keras.applications name or a keras-hub preset of "
-        f"a supported family ({families}). `tftune info` lists every family's presets and forms."
+        f"a supported family ({families}).{f' Close names: {close}.' if close else ''} `tftune info` lists every "
+        f"family's presets and forms."
     )
