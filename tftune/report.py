@@ -178,7 +178,7 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[s
         probabilities = model.predict(inputs, verbose=1)
     else:
         probabilities = np.concatenate(
-            [np.asarray(model.predict_probabilities(_raw_inputs(batch, model.kind))) for batch in inputs.as_numpy_iterator()]
+            [np.asarray(model.predict_probabilities(_raw_inputs(batch))) for batch in inputs.as_numpy_iterator()]
         )
     metrics = classification_metrics(np.concatenate(labels), probabilities, label_names)
     for warning in metrics["warnings"]:
@@ -186,9 +186,9 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[s
     return metrics
 
 
-def _raw_inputs(batch: np.ndarray, kind: str):
-    """A batch of raw serving inputs: text strings (tf.data gives bytes), or the float images as they are."""
-    return [item.decode("utf-8") for item in batch] if kind == "text" else batch
+def _raw_inputs(batch: np.ndarray):
+    """A batch of raw serving inputs: strings (tf.data gives text as bytes objects), or the float images as they are."""
+    return [item.decode("utf-8") for item in batch] if batch.dtype == object else batch
 
 
 def write_report(

@@ -164,6 +164,7 @@ def image_pipelines(
         shuffle_buffer,
         drop_remainder,
         _augmentation_layers(augmentation, height, width, seed),
+        model_inputs=lambda images: tf.cast(images, "float32"),  # cached as uint8, fed as float32 RGB 0..255
     )
 
 
@@ -189,6 +190,7 @@ def _prepared(
     shuffle_buffer,
     drop_remainder,
     augment=None,
+    model_inputs=None,
 ) -> PreparedData:
     def cached(examples: tf.data.Dataset, size: int, split: str) -> tf.data.Dataset:
         # Tokenizing in batches then unbatching loses the cardinality; Keras' progress bars want it.
@@ -212,9 +214,9 @@ def _prepared(
         train = train.map(
             lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE
         )
-    if splits.kind == "image":
+    if model_inputs is not None:
         train, validation = (
-            data.map(lambda images, labels: (tf.cast(images, "float32"), labels), num_parallel_calls=tf.data.AUTOTUNE)
+            data.map(lambda inputs, labels: (model_inputs(inputs), labels), num_parallel_calls=tf.data.AUTOTUNE)
             for data in (train, validation)
         )
     return PreparedData(
@@ -253,6 +255,6 @@ def _resize(image: tf.Tensor, size, resizing: Mapping) -> tf.Tensor:
 def _check_splits(splits, kind: str) -> None:
     if not isinstance(splits, DataSplits) or splits.kind != kind:
         found = f"{splits.kind} DataSplits" if isinstance(splits, DataSplits) else type(splits).__name__
-        loader = "load_text_splits" if kind == "text" else "load_image_splits"
+        loader = f"load_{kind}_splits"
         raise ValueError(f"Expected {kind} DataSplits (from tftune.{loader}); got {found}.")
 
