@@ -62,6 +62,7 @@ from tftune.distribute import (  # noqa: E402
     use_all_replicas_loss_scaling,
 )
 from tftune.train import FitResult, balanced_class_weights, fit  # noqa: E402
+from tftune.lora import LoraCheckpoint, enable_lora, load_adapters, save_adapters  # noqa: E402
 from tftune.report import EvaluationReport, classification_metrics, evaluate_classifier, write_report  # noqa: E402
 from tftune.unfreeze import (  # noqa: E402
     GradualUnfreezing,

@@ -24,3 +24,8 @@ def checkpoint_pooling(directory: str) -> str | None:
     from keras_hub.src.utils.transformers import convert_bert
 
     return convert_bert.load_task_config(directory, {}).get("pooling_mode")
+
+
+def base_kernel(layer: keras.layers.Layer):
+    """The kernel variable of a LoRA-enabled Dense / EinsumDense / Conv layer (its `kernel` property merges the adapters)."""
+    return layer._kernel

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tftune import distribute
 from tftune._validation import integer_error, number_error, raise_errors
 from tftune.builders import ModelSpec
+from tftune.lora import LoraCheckpoint, enable_lora, lora_errors
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 @dataclasses.dataclass
@@ -52,6 +53,8 @@ def fit(
     steps_per_epoch: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    lora_rank: int | None = None,
+    lora_alpha: float | None = None,
 ) -> FitResult:
     """Fine-tune a classifier under a tf.distribute strategy; return the model, history and final evaluation.
 
@@ -91,6 +94,12 @@ def fit(
     - `strategy="multi_worker"` runs one copy of the same call on every
       worker, each with its `TF_CONFIG`; pass `batch_size` (or batches of the
       global batch size): every worker reads its share of each global batch.
+    - `lora_rank`: train LoRA adapters of that rank (scaled by `lora_alpha /
+      lora_rank`) on the layers the backbone's family targets instead of whole
+      groups: base kernels stay frozen (bit-identical), the head trains fully,
+      the unfreezing schedule decides which groups' adapters train. With
+      `checkpoint_dir`, `LoraCheckpoint` keeps adapters and pristine kernels
+      across a crash and resume (see `tftune.enable_lora`).
     - The evaluation is of the final weights, on `validation_data` (the last
       epoch's validation pass) or `train_data` without it.
 
@@ -106,7 +115,7 @@ def fit(
     result.evaluation["accuracy"]
     ```
     """
-    raise_errors(integer_error("epochs", epochs, minimum=1))
+    raise_errors(integer_error("epochs", epochs, minimum=1), *lora_errors(lora_rank, lora_alpha))
     if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
         raise ValueError(
             "tensorboard=True writes TensorBoard logs under checkpoint_dir, but the tensorboard package is not "
@@ -121,6 +130,9 @@ def fit(
             "(keras-team/keras#20585). Pass strategy='multi_worker' or a tftune.KerasMultiWorkerMirroredStrategy()."
         )
     model = _model_in_scope(model, strategy, precision)
+    if lora_rank is not None:
+        with strategy.scope():
+            enable_lora(model, lora_rank, lora_alpha)
     if synchronize_batchnorm and strategy.num_replicas_in_sync > 1:
         distribute.synchronize_batch_normalization(model)
     train_data = _resolve(train_data, model, "train_data")
@@ -147,7 +159,7 @@ def fit(
         shuffle=False,  # tf.data pipelines shuffle themselves; Keras would only warn that it ignores this.
         callbacks=_callbacks(
             unfreezing, _worker_directory(checkpoint_dir, strategy), tensorboard, early_stopping_patience,
-            validation_data, callbacks,
+            validation_data, callbacks, lora=lora_rank is not None,
         ),
         verbose=verbose,
     )
@@ -281,15 +293,15 @@ def _worker_directory(checkpoint_dir, strategy: tf.distribute.Strategy) -> str |
     return os.path.join(directory, f"worker_{strategy.cluster_resolver.task_id}")
 
 
-def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, extra) -> list:
+def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, extra, lora: bool) -> list:
     monitor = "val_loss" if validation_data is not None else "loss"
     callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
     if directory is not None:
         backup = os.path.join(directory, "backup")
-        callbacks += [
-            _BestWeightsCheckpoint(directory, monitor, resuming=os.path.isdir(backup)),
-            keras.callbacks.BackupAndRestore(backup),
-        ]
+        callbacks.append(_BestWeightsCheckpoint(directory, monitor, resuming=os.path.isdir(backup)))
+        if lora:  # before BackupAndRestore: adapters are saved before each backup, restored after it
+            callbacks.append(LoraCheckpoint(os.path.join(directory, "lora")))
+        callbacks.append(keras.callbacks.BackupAndRestore(backup))
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "logs")))
     if patience is not None:

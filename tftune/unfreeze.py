@@ -38,6 +38,7 @@ from tftune._keras_private import nested_layers, set_own_trainable
 from tftune._validation import choice_error, integer_error, number_error, raise_errors
 from tftune.families import HEAD
 from tftune.distribute import use_all_replicas_loss_scaling
+from tftune.lora import restrict_to_adapters
 from tftune.schedules import WarmupDecay, schedule_errors
 
 ALL = "all"
@@ -551,6 +552,7 @@ def _set_trainable_groups(
                     sublayer.trainable = False
                 if isinstance(sublayer, keras.layers.Dropout):
                     _switch_dropout(sublayer, off=dropout_off_when_frozen and not trainable)
+    restrict_to_adapters(model)
     _track_trainable(model)
 
 
@@ -617,11 +619,13 @@ def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
     saved = [(layer, layer.trainable) for layer in nested_layers(model)]
     for layer, _ in saved:
         layer.trainable = True
+    restrict_to_adapters(model)
     by_group = {
         group.name: [weight for layer in group.layers for weight in layer.trainable_weights] for group in groups
     }
     for layer, trainable in saved:
         layer.trainable = trainable
+    restrict_to_adapters(model)
     return by_group
 
 

@@ -40,6 +40,7 @@ from tftune.export.assets import (
 )
 from tftune.export.model_file import _classifier_error, load_keras_model
 from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, _decode_image, _save_serving_model
+from tftune.lora import merged_adapters
 
 _logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def export_saved_model(
         _warmup_examples_error(model.kind, warmup_examples),
     )
     labels = [str(label) for label in model.labels]
+    model = merged_adapters(model)
     examples = _warmup_examples(model, warmup_examples)
     model_dir = os.path.join(_writable_dir(base_dir), name)
     os.makedirs(model_dir, exist_ok=True)

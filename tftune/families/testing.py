@@ -36,6 +36,7 @@ from tftune.builders import build_classifier
 from tftune.families.base import Family
 from tftune.families.registry import get_family
 from tftune.families.text import TEXT
+from tftune.lora import enable_lora, lora_layers
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 NUM_CLASSES = 3
@@ -96,6 +97,7 @@ def run_family_test(case: FamilyCase, directory: str | os.PathLike) -> keras.Mod
     if case.is_text:
         _check_two_replica_fit(case, preset)
     _check_keras_round_trip(case, model, os.path.join(os.fspath(directory), "model.keras"))
+    _check_lora_targets(case, preset)
     return model
 
 
@@ -174,3 +176,24 @@ def _check_keras_round_trip(case: FamilyCase, model: keras.Model, path: str) -> 
     assert [group.name for group in loaded.layer_groups] == [group.name for group in model.layer_groups]
     if case.is_text:
         np.testing.assert_array_equal(loaded.preprocessor(tf.constant(TEXTS))["token_ids"], inputs["token_ids"])
+
+
+def _check_lora_targets(case: FamilyCase, preset: str) -> None:
+    """LoRA finds the family's targets (only adapters, adapted biases and the head train), or refuses by name."""
+    model = case.build(preset)
+    if not case.family.lora_targets:
+        try:
+            enable_lora(model, rank=2)
+        except ValueError as error:
+            assert case.family.title in str(error), str(error)
+            return
+        raise AssertionError(f"enable_lora on {case.family.title} (no targets) did not refuse")
+    enable_lora(model, rank=2)
+    adapted = lora_layers(model)
+    assert adapted, f"no {case.family.title} layer named {case.family.lora_targets}"
+    allowed = {id(variable) for layer in adapted for variable in (layer.lora_kernel_a, layer.lora_kernel_b)}
+    allowed |= {id(layer.bias) for layer in adapted if getattr(layer, "bias", None) is not None}
+    allowed |= {id(weight) for weight in model.layer_groups[-1].weights}
+    trains = {id(weight): weight.path for weight in model.trainable_weights}
+    assert set(trains) <= allowed, f"not adapters: {[path for key, path in trains.items() if key not in allowed][:5]}"
+    assert allowed - {id(weight) for weight in model.layer_groups[-1].weights} <= set(trains), "an adapter is frozen"
