@@ -57,14 +57,20 @@ from tftune.recipe import RecipeConfig
 
 ULMFIT_LAYER_DECAY = 1 / 2.6
 ROWS = {
-    # name: (label, pretrained backbone?, recipe schedule ("auto": the recipe's default for the row's weights), layer decay)
-    "head_only": ("head only", True, "head_only", None),
-    "full": ("full fine-tuning", True, "all", None),
-    "gradual": ("gradual, the default: head first (½ epoch), then all", True, "auto", None),
-    "gradual_decay": ("gradual + layer decay 1/2.6", True, "auto", ULMFIT_LAYER_DECAY),
-    "random_init": ("random init, the default: all from the start", False, "auto", None),
+    # name: (label, pretrained backbone?, recipe schedule ("auto": the recipe's default for the row's weights), layer decay,
+    #        LoRA rank (None: whole groups train))
+    "head_only": ("head only", True, "head_only", None, None),
+    "full": ("full fine-tuning", True, "all", None, None),
+    "gradual": ("gradual, the default: head first (½ epoch), then all", True, "auto", None, None),
+    "gradual_decay": ("gradual + layer decay 1/2.6", True, "auto", ULMFIT_LAYER_DECAY, None),
+    "random_init": ("random init, the default: all from the start", False, "auto", None, None),
     # Not run unless asked for (--rows ... spread): ULMFiT's spread, behind "head_first" on every task so far.
-    "spread": ("gradual, ULMFiT-style spread", True, "gradual", None),
+    "spread": ("gradual, ULMFiT-style spread", True, "gradual", None, None),
+    # LoRA on the family's targets (BERT: query / value), the default schedule (head first, then the adapters),
+    # at LoRA's own rate (tftune.lora.LEARNING_RATE). Text tasks: --tasks rt_binary --rows lora_4 lora_8 lora_16.
+    "lora_4": ("LoRA r=4", True, "auto", None, 4),
+    "lora_8": ("LoRA r=8", True, "auto", None, 8),
+    "lora_16": ("LoRA r=16", True, "auto", None, 16),
 }
 DEFAULT_ROWS = ["head_only", "full", "gradual", "gradual_decay", "random_init"]
 TASKS = {
@@ -130,7 +136,7 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
 
 
 def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
-    label, pretrained, schedule, layer_decay = ROWS[row]
+    label, pretrained, schedule, layer_decay, lora_rank = ROWS[row]
     config = dataclasses.replace(
         task.config, schedule=schedule, layer_decay=layer_decay, weights=task.config.weights if pretrained else None
     )
@@ -161,13 +167,15 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         lambda model: prepared["data"].validation,
         epochs=config.epochs,
         unfreezing=config.unfreezing(),
-        learning_rate=config.learning_rate,
+        learning_rate=config.learning_rate if lora_rank is None else tftune.lora.LEARNING_RATE,
         head_learning_rate=config.head_learning_rate,
         warmup_steps=config.warmup_steps,
         layer_decay=config.layer_decay,
+        lora_rank=lora_rank,
         verbose=2,
     )
     wall_time = time.perf_counter() - started
+    trainable = int(sum(np.prod(weight.shape) for weight in result.model.trainable_weights))
     metrics = tftune.evaluate_classifier(result.model, prepared["data"].validation)
     validation_counts = list(splits.class_counts["validation"].values())
     return {
@@ -176,6 +184,7 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         "first_epoch_accuracy": result.history["val_accuracy"][0],
         "majority": max(validation_counts) / sum(validation_counts),
         "wall_time": wall_time,
+        "trainable_fraction": trainable / result.model.count_params(),
     }
 
 
@@ -186,16 +195,22 @@ def _mean_std(values: list[float]) -> str:
 
 def markdown_table(results: dict[str, list[dict]]) -> str:
     lines = [
-        "| setup | seeds | accuracy | macro-F1 | 1st-epoch val. accuracy | fit wall time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| setup | seeds | accuracy | macro-F1 | 1st-epoch val. accuracy | fit wall time | trainable |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row, runs in results.items():
         lines.append(
             f"| {ROWS[row][0]} | {len(runs)} | {_mean_std([r['accuracy'] for r in runs])} | {_mean_std([r['macro_f1'] for r in runs])} "
             f"| {_mean_std([r['first_epoch_accuracy'] for r in runs])} "
-            f"| {statistics.mean(r['wall_time'] for r in runs):.0f} s |"
+            f"| {statistics.mean(r['wall_time'] for r in runs):.0f} s "
+            f"| {_trainable(runs)} |"
         )
     return "\n".join(lines)
+
+
+def _trainable(runs: list[dict]) -> str:
+    fractions = [run["trainable_fraction"] for run in runs if "trainable_fraction" in run]
+    return f"{100 * max(fractions):.2f}%" if fractions else "—"
 
 
 def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool, str]]:
@@ -218,6 +233,10 @@ def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool, 
 
     check("gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005)
     check("gradual >= head only + 3 pt", ("gradual", "head_only"), lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03)
+    check("LoRA r=8 >= full fine-tuning - 1.5 pt", ("lora_8", "full"), lambda: accuracy["lora_8"] >= accuracy["full"] - 0.015)
+    if "lora_8" in results:
+        fraction = max(run["trainable_fraction"] for run in results["lora_8"])
+        checks.append((f"{task}: LoRA r=8 trains <= 3% of the parameters", fraction <= 0.03, f"{100 * fraction:.2f}%"))
     if task == "rt_binary":
         check("head only (mean pooling) >= 0.70", ("head_only",), lambda: accuracy["head_only"] >= 0.70)
         if DEMO_ROW in results:
