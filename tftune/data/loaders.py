@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tftune._validation import integer_error, number_error, raise_errors
 from tftune.data.examples import _label_names_error
-from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS, _encoding_error
+from tftune.data.files import _encoding_error
 from tftune.data.sources import _describe, _read_images, _read_texts
 from tftune.data.splitting import DataSplits, _split_examples
 from tftune.data.tfds_sources import (
@@ -77,8 +77,8 @@ def load_text_splits(
     ```
     """
     _check_options(label_names, validation_fraction, max_examples, seed, encoding)
-    if _is_tfds_source(source, TEXT_FILE_EXTENSIONS):
-        builder = _tfds_builder(source, data_dir, download)
+    if _is_tfds_source(source):
+        builder = _tfds_builder(source, "text", data_dir, download)
         text_key = _feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
         names = _tfds_label_names(builder, label_key, label_names)
@@ -160,8 +160,8 @@ def load_image_splits(
     """
     _check_options(label_names, validation_fraction, max_examples, seed)
     skipped = []
-    if _is_tfds_source(source, IMAGE_FILE_EXTENSIONS):
-        builder = _tfds_builder(source, data_dir, download)
+    if _is_tfds_source(source):
+        builder = _tfds_builder(source, "image", data_dir, download)
         image_key = _feature_key(builder, "Image", image_key, "image_key")
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
         names = _tfds_label_names(builder, label_key, label_names)
