@@ -50,12 +50,20 @@ def load_text_splits(
       ClassLabel features, `label_names` to the ClassLabel names.
     - a `.csv`, `.tsv` or `.jsonl` file with a header / keys, read with
       `encoding`; `text_key` (default "text") and `label_key` (default
-      "label") name the columns. Errors name the file and line.
+      "label") name the columns. Errors name the file and line: a column
+      named twice, a file separated otherwise than its extension says
+      (tabs in a .csv), empty texts.
     - `(texts, labels)` lists, or a `LabeledTexts`.
 
+    A string that is neither an existing path nor a tfds name is an error
+    saying what a source can be.
     Labels are strings (matched against `label_names`, default: sorted unique
-    labels; surrounding whitespace in files is ignored) or integers (indices
-    into `label_names`, default "0".."N-1"). Empty, whitespace, "NaN",
+    labels, numbers by value; surrounding whitespace in files is ignored) or
+    whole numbers (indices into `label_names`, default "0".."N-1"; 1.0
+    counts as 1), never a mix (an error naming the lines of each kind).
+    Numbers with more than `MAX_FRACTIONAL_CLASSES` (10) distinct fractional
+    values look like a regression target: an error unless `label_names`
+    lists them. Empty, whitespace, "NaN",
     "None", "null" (any case) and None labels are missing: an error naming
     the lines, or left out (with a warning saying how many) when
     `drop_missing_labels=True`.
@@ -142,7 +150,10 @@ def load_image_splits(
       features. Images are decoded only for the examples kept.
     - a folder with one subfolder per class holding JPEG/PNG/BMP/GIF files.
       Every file is decoded once up front: unreadable files are skipped and
-      counted (`strict=True`: an error listing them instead).
+      counted (`strict=True`: an error listing them instead). Symbolic links
+      to folders are not followed and a link to an image read already is
+      not read again: both are skipped with a warning naming them
+      (`strict=True`: an error); a link to an image file elsewhere is read.
     - `(images, labels)` NumPy arrays (`[N, H, W, 3 or 1]`, 0..255), or a `LabeledImages`.
 
     Labels, missing labels (`drop_missing_labels`, for label arrays),

@@ -164,8 +164,10 @@ def predict_from_saved_model(
 
     What `tftune predict SAVED_MODEL_DIR INPUT...` runs. Inputs are texts for
     text models and JPEG / PNG file paths for image models; the other kind
-    raises a `ValueError` saying which inputs fit. `saved_model_dir` is a
-    version directory or a model directory (its highest version is used).
+    raises a `ValueError` saying which inputs fit, as do empty inputs and
+    image files that do not decode (named, before the model is loaded).
+    `saved_model_dir` is a version directory or a model directory (its
+    highest version is used).
 
     Example:
 
