@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftune.data.examples import LabeledTexts
-from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS, missing_source_error
+from tftune.data.files import missing_source_error
 
 _logger = logging.getLogger(__name__)
 
@@ -74,13 +74,10 @@ class _TfdsImages:
 
 
 def _is_tfds_source(source) -> bool:
-    """Whether `source` is a tfds builder, or a string that can only be a tfds name (no such path, not path-like)."""
+    """Whether `source` is a tfds builder, or a string that is no existing path (so a tfds name, or a mistake)."""
     if hasattr(source, "as_dataset") and hasattr(source, "info"):
         return True
-    if not isinstance(source, str) or os.path.exists(source):
-        return False
-    path_like = os.path.isabs(source) or source.startswith((".", "~"))
-    return not path_like and not source.lower().endswith(TEXT_FILE_EXTENSIONS + IMAGE_FILE_EXTENSIONS)
+    return isinstance(source, str) and not os.path.exists(source)
 
 
 def _tfds_builder(source, kind: str, data_dir: str | None, download: bool):
