@@ -9,6 +9,7 @@ import pytest
 from export_fixtures import image_bytes
 from PIL import Image
 
+import tftune
 from tftune import cli, data, export
 
 TEXTS = ["great", "awful", "superb", "dull"] * 6
@@ -97,6 +98,10 @@ def test_empty_in_memory_texts_are_refused_by_index_after_dropped_labels():
     texts[3], labels[1], texts[7] = " ", "", ""
     with pytest.raises(ValueError, match=r"in-memory data: 2 example\(s\) have an empty text .* on indices 3, 7;"):
         _load((texts, labels), drop_missing_labels=True)
+    # A LabeledTexts is taken as built: the three-class demo set holds empty plot snippets.
+    demo = tftune.load_rotten_tomatoes("three_class")
+    empty = [index for index, text in enumerate(demo.texts) if not text.strip()]
+    assert len(empty) == 14 and _load(demo.subset(empty + list(range(0, len(demo), 500)))).train_size > 0
 
 
 # 3. A column named twice.

@@ -53,7 +53,8 @@ def load_text_splits(
       "label") name the columns. Errors name the file and line: a column
       named twice, a file separated otherwise than its extension says
       (tabs in a .csv), empty texts.
-    - `(texts, labels)` lists, or a `LabeledTexts`.
+    - `(texts, labels)` lists (empty texts are an error naming their
+      indices), or a `LabeledTexts` (taken as built).
 
     A string that is neither an existing path nor a tfds name is an error
     saying what a source can be.
