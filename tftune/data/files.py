@@ -267,7 +267,7 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
             )
         paths += files
         labels += [label] * len(files)
-    kept = _unrepeated(paths, links)
+    kept = _unrepeated(root, paths, links)
     paths, labels = [paths[index] for index in kept], [labels[index] for index in kept]
     _skip_links(root, links, strict)
     readable = _readable_images(paths, root)
@@ -291,16 +291,19 @@ def _skip_links(root: str, links: list[str], strict: bool) -> None:
     if not links:
         return
     shown = "; ".join(f"{link} -> {os.path.realpath(link)}" for link in links[:3])
-    problem = (
-        f"{len(links)} symbolic link(s) that tftune does not follow ({shown}{' ...' if len(links) > 3 else ''}): "
-        f"links to folders can loop back or reach anywhere, and a link to an image read already would count it twice"
+    found = f"{len(links)} symbolic link(s) ({shown}{' ...' if len(links) > 3 else ''})"
+    why = (
+        "links to folders are not followed (they can loop back or reach anywhere), and a link to an image read "
+        "already would count it twice"
     )
     if strict:
         raise ValueError(
-            f"{root} holds {problem}. Remove them or replace them with what they point to, or pass strict=False "
-            f"to skip them."
+            f"{root} holds {found}: {why}. Remove them (replace a linked folder with a real one), or pass "
+            f"strict=False to skip them."
         )
-    _logger.warning("tftune: %s: skipped %s. Replace a link with what it points to, to use it.", root, problem)
+    _logger.warning(
+        "tftune: %s: skipped %s: %s. To use a linked folder, replace the link with a real folder.", root, found, why
+    )
 
 
 def _class_folders(root: str, links: list[str]) -> tuple[list[str], list[str]]:
@@ -327,12 +330,17 @@ def _folder_images(folder: str, links: list[str]) -> list[str]:
     return sorted(files)
 
 
-def _unrepeated(paths: list[str], links: list[str]) -> list[int]:
-    """Indices of `paths` without the links to a file read already (those go to `links`)."""
-    seen = {os.path.realpath(path) for path in paths if not os.path.islink(path)}
+def _unrepeated(root: str, paths: list[str], links: list[str]) -> list[int]:
+    """Indices of `paths` (under `root`) without the links to a file read already (those go to `links`)."""
+    is_link = [os.path.islink(path) for path in paths]
+    if not any(is_link):
+        return list(range(len(paths)))
+    # No folder under root is a link (they are not entered), so a file's real path is under root's.
+    real_root = os.path.realpath(root)
+    seen = {os.path.join(real_root, os.path.relpath(path, root)) for path, link in zip(paths, is_link) if not link}
     kept = []
-    for index, path in enumerate(paths):
-        if os.path.islink(path):
+    for index, (path, link) in enumerate(zip(paths, is_link)):
+        if link:
             target = os.path.realpath(path)
             if target in seen:
                 links.append(path)
