@@ -176,6 +176,10 @@ def test_image_folder_without_class_sub_folders_says_how_to_lay_it_out(tmp_path,
     os.makedirs(tmp_path / "empty")
     with pytest.raises(ValueError, match=r"empty has no class sub-folders: it holds no images or sub-folders"):
         data.load_image_splits(str(tmp_path / "empty"))
+    os.symlink(tmp_path / "flat", tmp_path / "empty" / "cat")
+    with pytest.raises(ValueError, match=r"empty has no class sub-folders: only symbolic links to folders, which "
+                                         r"tftune does not follow \(.*cat\)\. .*: replace the links with real folders"):
+        data.load_image_splits(str(tmp_path / "empty"))
     _write_images(tmp_path / "flat" / "cat", 2)
     _write_images(tmp_path / "flat" / "dog", 2)
     with caplog.at_level(logging.WARNING, logger="tftune"):
