@@ -266,6 +266,30 @@ def test_mixed_label_types_are_refused_naming_lines_per_type(tmp_path):
         data.load_image_splits((np.zeros((4, 8, 8, 3)), np.array(["a", "b", 3, "a"], dtype=object)))
 
 
+def test_string_labels_mixing_numbers_and_words_are_refused_unless_listed(tmp_path):
+    labels = ["1", "0", "1", "pos", "0", "1", "neg", "0"] * 3
+    path = _write_table(tmp_path, ".csv", list(zip(TEXTS, labels)))
+    with pytest.raises(ValueError) as error:
+        _load(path)
+    assert str(error.value) == (
+        f"The labels in 'label' of {path} mix numbers and words: 18 numbers (e.g. '1') on lines 2, 3, 4, 6, 7, 9, "
+        f"10, 11, 12, 14 ...; 6 words (e.g. 'pos') on lines 5, 8, 13, 16, 21, 24. Each would be a class of its own. "
+        f"Write every label the same way, or, if these are the class names, pass label_names listing them."
+    )
+    assert _load(path, label_names=["0", "1", "neg", "pos"]).label_names == ["0", "1", "neg", "pos"]
+
+
+def test_json_lines_in_a_csv_file_say_so(tmp_path):
+    path = _write_table(tmp_path, ".jsonl", [(text, "pos") for text in TEXTS])
+    os.rename(path, tmp_path / "data.csv")
+    with pytest.raises(ValueError) as error:
+        _load(str(tmp_path / "data.csv"))
+    assert str(error.value) == (
+        f"{tmp_path / 'data.csv'} looks like JSON lines: its first line (line 1) starts with '{{'. tftune reads the "
+        f"format from the extension: rename it to .jsonl."
+    )
+
+
 # Through the command line: one line, exit status 2, before any model is built.
 
 

@@ -182,7 +182,8 @@ def _encode_labels(
     Whole numbers (also floats such as 1.0) are class ids; numbers with a
     fraction are class names ("0.5"); numeric class names sort by value.
     Without `label_names`, numbers with more than `MAX_FRACTIONAL_CLASSES`
-    distinct fractional values are refused as continuous. `column` and
+    distinct fractional values are refused as continuous, and strings that
+    mix numbers and words ("1", "pos") as a mistake. `column` and
     `places` (row positions -> "lines 3, 7" or "indices 2, 6") name the
     bad labels.
     """
@@ -200,9 +201,11 @@ def _encode_labels(
                 f"Fix the labels or pass the full label_names list."
             )
         return numbers.astype("int32"), names
-    continuous = None if label_names is not None else _continuous_error(raw, where, column)
-    if continuous:
-        raise ValueError(continuous)
+    problem = None
+    if label_names is None:
+        problem = _numbers_and_words_error(raw, where, column, places) or _continuous_error(raw, where, column)
+    if problem:
+        raise ValueError(problem)
     if kinds[0] == "number":
         raw = [str(float(label)) for label in raw]
     if label_names is None:
@@ -221,14 +224,31 @@ def _encode_labels(
 
 
 def _mixed_labels_error(raw: list, kinds: list[str], where: str, column: str, places: Callable) -> str:
+    return (
+        f"The labels in {column!r} of {where} must be all strings (class names) or all numbers (whole numbers are "
+        f"class ids); got {_kinds_found(raw, kinds, places)}. Write every label the same way, e.g. all \"pos\" / "
+        f"\"neg\" or all 0 / 1."
+    )
+
+
+def _numbers_and_words_error(raw: list, where: str, column: str, places: Callable) -> str | None:
+    """The problem with string labels some of which are numbers and some words (e.g. "1" and "pos"), or None."""
+    kinds = ["number" if _number(label) is not None else "word" for label in raw]
+    if len(set(kinds)) == 1:
+        return None
+    return (
+        f"The labels in {column!r} of {where} mix numbers and words: {_kinds_found(raw, kinds, places)}. Each "
+        f"would be a class of its own. Write every label the same way, or, if these are the class names, pass "
+        f"label_names listing them."
+    )
+
+
+def _kinds_found(raw: list, kinds: list[str], places: Callable) -> str:
+    """Each kind of label in order of appearance: its count, an example and where ("2 strings (e.g. 'a') on line 2")."""
     rows: dict[str, list[int]] = {}
     for row, kind in enumerate(kinds):
         rows.setdefault(kind, []).append(row)
-    found = "; ".join(
+    return "; ".join(
         f"{len(indices)} {kind}{'s' if len(indices) > 1 else ''} (e.g. {raw[indices[0]]!r}) on {places(indices)}"
         for kind, indices in rows.items()
-    )
-    return (
-        f"The labels in {column!r} of {where} must be all strings (class names) or all numbers (whole numbers are "
-        f"class ids); got {found}. Write every label the same way, e.g. all \"pos\" / \"neg\" or all 0 / 1."
     )

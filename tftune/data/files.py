@@ -156,7 +156,7 @@ def _delimited_table(path: str, text: str, extension: str) -> _TextTable:
 
 
 def _check_header(path: str, header: list[str], line: int, extension: str) -> None:
-    """Refuse a header that names a column twice, or that is one field holding another separator."""
+    """Refuse a header that names a column twice, starts a JSON object, or is one field holding another separator."""
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(header, start=1):
         if name.strip():
@@ -166,6 +166,11 @@ def _check_header(path: str, header: list[str], line: int, extension: str) -> No
         raise ValueError(
             f"{path} line {line}: the header names a column more than once: {'; '.join(repeated)} of "
             f"{', '.join(header)}. Which one holds the data would be a guess: give each column its own name."
+        )
+    if header[0].lstrip().startswith("{"):
+        raise ValueError(
+            f"{path} looks like JSON lines: its first line (line {line}) starts with '{{'. tftune reads the format "
+            f"from the extension: rename it to .jsonl."
         )
     separator = _EXTENSION_SEPARATORS[extension]
     found = [other for other in _SEPARATORS if other != separator and other in header[0]]
