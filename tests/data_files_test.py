@@ -58,10 +58,10 @@ def test_jsonl_null_and_nan_labels_and_a_class_named_none(tmp_path):
     assert splits.train_size + splits.validation_size == 14
     assert splits.class_counts["train"]["None"] + splits.class_counts["validation"]["None"] == 2
     # In-memory labels follow the same rule (e.g. pandas NaN), named by index.
-    with pytest.raises(ValueError, match=r"in-memory data: 1 example\(s\) have no label .* on indices \[2\]"):
+    with pytest.raises(ValueError, match=r"in-memory data: 1 example\(s\) have no label .* on index 2\."):
         data.load_text_splits((["a", "b", "c", "d"], ["x", "y", float("nan"), "y"]))
     images = np.zeros((6, 32, 32, 3))
-    with pytest.raises(ValueError, match=r"no label in 'labels' .* on indices \[5\]"):
+    with pytest.raises(ValueError, match=r"no label in 'labels' .* on index 5\."):
         data.load_image_splits((images, ["a", "b"] * 2 + ["a", "none"]))
     splits = data.load_image_splits((images, ["a", "b"] * 2 + ["a", "none"]), drop_missing_labels=True, verbose=False)
     assert splits.label_names == ["a", "b"] and splits.train_size + splits.validation_size == 5

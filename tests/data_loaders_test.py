@@ -125,7 +125,7 @@ def test_tfds_dataset_missing_offline_gives_one_clear_error(tmp_path):
     assert "'imdb_reviews'" in message and str(tmp_path) in message
     assert "tfds build imdb_reviews" in message and "download=True" in message
     assert os.listdir(tmp_path) == []  # nothing was downloaded or prepared
-    with pytest.raises(ValueError, match="neither an existing local path nor a tfds dataset name"):
+    with pytest.raises(ValueError, match="neither an existing file or folder .* nor a tfds dataset name"):
         data.load_image_splits("no_such_folder_or_dataset", data_dir=str(tmp_path))
 
 

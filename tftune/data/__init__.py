@@ -13,7 +13,7 @@ two `load_*_splits`), `pipelines` (batching, caching, augmentation).
 """
 
 from tftune.data.demo import ROTTEN_TOMATOES_VARIANTS, load_mnist_digits, load_rotten_tomatoes
-from tftune.data.examples import MISSING_LABELS, LabeledImages, LabeledTexts
+from tftune.data.examples import MAX_FRACTIONAL_CLASSES, MISSING_LABELS, LabeledImages, LabeledTexts
 from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS
 from tftune.data.loaders import load_image_splits, load_text_splits
 from tftune.data.pipelines import AUGMENTATIONS, PreparedData, image_pipelines, text_pipelines
@@ -23,6 +23,7 @@ from tftune.data.tfds_sources import DatasetUnavailableError
 __all__ = [
     "AUGMENTATIONS",
     "IMAGE_FILE_EXTENSIONS",
+    "MAX_FRACTIONAL_CLASSES",
     "MISSING_LABELS",
     "ROTTEN_TOMATOES_VARIANTS",
     "TEXT_FILE_EXTENSIONS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -12,7 +12,10 @@ import tensorflow as tf
 # Label values that mean "no label" (after stripping whitespace, any case), unless
 # label_names lists them as a class.
 MISSING_LABELS = ("", "nan", "none", "null")
-_INTEGER_TYPES = (int, np.integer)
+# Numeric labels with a fraction and more distinct values than this look like a regression target.
+MAX_FRACTIONAL_CLASSES = 10
+# How many rows an error lists before "...".
+SHOWN_ROWS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +129,70 @@ def _is_missing(label, label_names) -> bool:
     return isinstance(label, str) and label.strip().lower() in MISSING_LABELS
 
 
-def _encode_labels(raw_labels: Sequence, label_names, where: str) -> tuple[np.ndarray, list[str]]:
-    """Integer labels index `label_names`; string labels are looked up in it (default: sorted unique)."""
-    raw = list(raw_labels)
-    if all(isinstance(label, _INTEGER_TYPES) and not isinstance(label, bool) for label in raw):
-        numbers = np.asarray(raw, dtype="int64")
+def _places(indices: Sequence[int], lines: Sequence[int] | None) -> str:
+    """Where rows `indices` are: their file lines ("lines 3, 7") when known, else their indices ("indices 2, 6")."""
+    if lines is None:
+        return _numbered("index", "indices", indices)
+    return _numbered("line", "lines", [lines[index] for index in indices])
+
+
+def _numbered(singular: str, plural: str, numbers: Sequence[int]) -> str:
+    shown = ", ".join(str(number) for number in numbers[:SHOWN_ROWS])
+    return f"{plural if len(numbers) > 1 else singular} {shown}{' ...' if len(numbers) > SHOWN_ROWS else ''}"
+
+
+def _label_kind(label) -> str:
+    """"number" (int or float, not bool), "string", or the type name of anything else (NumPy scalars unwrapped)."""
+    if isinstance(label, (int, float)) and not isinstance(label, bool):
+        return "number"
+    return "string" if isinstance(label, str) else type(label).__name__
+
+
+def _number(label) -> float | None:
+    """`label` (a number or a string) as a finite float, or None."""
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _continuous_error(raw: list, where: str, column: str) -> str | None:
+    """The problem with labels that are numbers with many distinct fractional values (a regression target), or None."""
+    values = [_number(label) for label in raw]
+    if any(value is None for value in values) or all(value.is_integer() for value in values):
+        return None
+    distinct = list(dict.fromkeys(raw))
+    if len(distinct) <= MAX_FRACTIONAL_CLASSES:
+        return None
+    shown = ", ".join(repr(label) for label in distinct[:5])
+    return (
+        f"The labels in {column!r} of {where} look like continuous numbers, not classes: {len(distinct)} distinct "
+        f"values in {len(raw)} examples, not all whole numbers (e.g. {shown}, ...). A classifier would make each "
+        f"distinct value a class. Use a column of class names or whole-number class ids (e.g. bin the values "
+        f"into ranges), or, if each value really is a class, pass label_names listing them."
+    )
+
+
+def _encode_labels(
+    raw_labels: Sequence, label_names, where: str, column: str, places: Callable[[list[int]], str]
+) -> tuple[np.ndarray, list[str]]:
+    """Integer labels index `label_names`; string labels are looked up in it (default: sorted unique).
+
+    Whole numbers (also floats such as 1.0) are class ids; numbers with a
+    fraction are class names ("0.5"); numeric class names sort by value.
+    Without `label_names`, numbers with more than `MAX_FRACTIONAL_CLASSES`
+    distinct fractional values are refused as continuous, and strings that
+    mix numbers and words ("1", "pos") as a mistake. `column` and
+    `places` (row positions -> "lines 3, 7" or "indices 2, 6") name the
+    bad labels.
+    """
+    raw = [label.item() if isinstance(label, np.generic) else label for label in raw_labels]
+    kinds = [_label_kind(label) for label in raw]
+    if set(kinds) != {"string"} and set(kinds) != {"number"}:
+        raise ValueError(_mixed_labels_error(raw, kinds, where, column, places))
+    if kinds[0] == "number" and all(float(label).is_integer() for label in raw):
+        numbers = np.asarray([int(label) for label in raw], dtype="int64")
         names = [str(index) for index in range(int(numbers.max()) + 1)] if label_names is None else list(label_names)
         bad = sorted({int(n) for n in numbers if not 0 <= n < len(names)})
         if bad:
@@ -139,15 +201,54 @@ def _encode_labels(raw_labels: Sequence, label_names, where: str) -> tuple[np.nd
                 f"Fix the labels or pass the full label_names list."
             )
         return numbers.astype("int32"), names
-    if all(isinstance(label, str) for label in raw):
-        names = sorted(set(raw)) if label_names is None else list(label_names)
-        index = {name: position for position, name in enumerate(names)}
-        unknown = sorted(set(raw) - set(index))
-        if unknown:
-            raise ValueError(
-                f"Labels in {where} that are not in the label list {names}: {unknown[:10]}. "
-                f"Add them to label_names or fix the data."
-            )
-        return np.asarray([index[label] for label in raw], dtype="int32"), names
-    kinds = sorted({type(label).__name__ for label in raw})
-    raise ValueError(f"Labels in {where} must all be strings or all integers; got {kinds}.")
+    problem = None
+    if label_names is None:
+        problem = _numbers_and_words_error(raw, where, column, places) or _continuous_error(raw, where, column)
+    if problem:
+        raise ValueError(problem)
+    if kinds[0] == "number":
+        raw = [str(float(label)) for label in raw]
+    if label_names is None:
+        numeric = all(_number(label) is not None for label in raw)
+        names = sorted(set(raw), key=(lambda name: (_number(name), name)) if numeric else None)
+    else:
+        names = list(label_names)
+    index = {name: position for position, name in enumerate(names)}
+    unknown = sorted(set(raw) - set(index))
+    if unknown:
+        raise ValueError(
+            f"Labels in {where} that are not in the label list {names}: {unknown[:10]}. "
+            f"Add them to label_names or fix the data."
+        )
+    return np.asarray([index[label] for label in raw], dtype="int32"), names
+
+
+def _mixed_labels_error(raw: list, kinds: list[str], where: str, column: str, places: Callable) -> str:
+    return (
+        f"The labels in {column!r} of {where} must be all strings (class names) or all numbers (whole numbers are "
+        f"class ids); got {_kinds_found(raw, kinds, places)}. Write every label the same way, e.g. all \"pos\" / "
+        f"\"neg\" or all 0 / 1."
+    )
+
+
+def _numbers_and_words_error(raw: list, where: str, column: str, places: Callable) -> str | None:
+    """The problem with string labels some of which are numbers and some words (e.g. "1" and "pos"), or None."""
+    kinds = ["number" if _number(label) is not None else "word" for label in raw]
+    if len(set(kinds)) == 1:
+        return None
+    return (
+        f"The labels in {column!r} of {where} mix numbers and words: {_kinds_found(raw, kinds, places)}. Each "
+        f"would be a class of its own. Write every label the same way, or, if these are the class names, pass "
+        f"label_names listing them."
+    )
+
+
+def _kinds_found(raw: list, kinds: list[str], places: Callable) -> str:
+    """Each kind of label in order of appearance: its count, an example and where ("2 strings (e.g. 'a') on line 2")."""
+    rows: dict[str, list[int]] = {}
+    for row, kind in enumerate(kinds):
+        rows.setdefault(kind, []).append(row)
+    return "; ".join(
+        f"{len(indices)} {kind}{'s' if len(indices) > 1 else ''} (e.g. {raw[indices[0]]!r}) on {places(indices)}"
+        for kind, indices in rows.items()
+    )

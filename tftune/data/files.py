@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import difflib
 import io
 import json
 import logging
@@ -14,13 +15,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import _counts, _decode_image_file, _ImageFiles
+from tftune.data.examples import SHOWN_ROWS, _counts, _decode_image_file, _ImageFiles, _places
 
 _logger = logging.getLogger(__name__)
 
 TEXT_FILE_EXTENSIONS = (".csv", ".tsv", ".jsonl")
 IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-_SHOWN_LINES = 10
+# What a source given as a string can be, per kind, for errors about one that is not.
+SOURCE_SPECS = {
+    "text": "a .csv / .tsv / .jsonl file, or a tfds dataset name such as 'glue/sst2' or 'imdb_reviews'",
+    "image": (
+        "a folder with one sub-folder of images per class (e.g. pets/cat/1.jpg, pets/dog/2.jpg), or a tfds "
+        "dataset name such as 'tf_flowers' or 'cifar10'"
+    ),
+}
+_A = {"text": "A", "image": "An"}
+# Separators a text file may use, by name; .csv and .tsv files must use theirs.
+_SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+_EXTENSION_SEPARATORS = {".csv": ",", ".tsv": "\t"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +46,9 @@ class _TextTable:
 
     def column(self, key: str, argument: str) -> list:
         """The values of column `key` in every row; an error naming the lines that lack it."""
-        missing = [line for line, row in zip(self.lines, self.rows) if key not in row]
+        missing = [index for index, row in enumerate(self.rows) if key not in row]
         if key not in self.columns or missing:
-            where = f" on {_lines_text(missing)}" if key in self.columns else ""
+            where = f" on {_places(missing, self.lines)}" if key in self.columns else ""
             raise ValueError(
                 f"{self.path} has no column {key!r}{where}; its columns are {self.columns}. "
                 f"Pass {argument}=<one of them>, or fix the file."
@@ -53,13 +65,34 @@ def _encoding_error(encoding: str) -> str | None:
     return None
 
 
+def missing_source_error(source: str, kind: str) -> str:
+    """The error for a `kind` ("text" / "image") source string that is neither an existing path nor a tfds name."""
+    folder, name = os.path.split(source)
+    listed = os.listdir(folder or ".") if os.path.isdir(folder or ".") else []
+    near = [os.path.join(folder, match) for match in difflib.get_close_matches(name, listed, n=3, cutoff=0.75)]
+    suggestion = f" Did you mean {' or '.join(repr(match) for match in near)}?" if near else ""
+    relative = "" if os.path.isabs(source) else f" (relative paths start from {os.getcwd()})"
+    return (
+        f"{source!r} is neither an existing file or folder{relative} nor a tfds dataset name. {_A[kind]} {kind} "
+        f"source is {SOURCE_SPECS[kind]} (see tfds.list_builders()).{suggestion} Check the spelling and the path."
+    )
+
+
 def _read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
     """The rows of a `.csv` / `.tsv` (header line, then one row per line) or `.jsonl` (one object per line) file."""
     extension = os.path.splitext(path)[1].lower()
+    if not os.path.exists(path):
+        raise ValueError(missing_source_error(path, "text"))
+    if os.path.isdir(path):
+        raise ValueError(
+            f"{path} is a folder, not a text file. A text source is {SOURCE_SPECS['text']}; a folder of class "
+            f"sub-folders holds images: train an image task on it."
+        )
     if extension not in TEXT_FILE_EXTENSIONS:
-        raise ValueError(f"Text files must end with one of {list(TEXT_FILE_EXTENSIONS)}; got {path!r}.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such text file: {path!r}.")
+        raise ValueError(
+            f"{path} is not a .csv, .tsv or .jsonl file: tftune reads the format from the extension. Save it in one "
+            f"of those formats, or rename it if it is one."
+        )
     text = _decoded(path, encoding)
     if not text.strip():
         size = os.path.getsize(path)
@@ -103,6 +136,7 @@ def _delimited_table(path: str, text: str, extension: str) -> _TextTable:
                 continue
             if header is None:
                 header, header_line = fields, start
+                _check_header(path, header, header_line, extension)
             elif len(fields) != len(header):
                 ragged.append((start, len(fields)))
             else:
@@ -111,14 +145,54 @@ def _delimited_table(path: str, text: str, extension: str) -> _TextTable:
     except csv.Error as error:
         raise ValueError(f"{path} line {reader.line_num}: {error}. Fix the quoting on that line.") from None
     if ragged:
-        shown = "; ".join(f"line {line}: {count} field(s)" for line, count in ragged[:_SHOWN_LINES])
+        shown = "; ".join(f"line {line}: {count} field(s)" for line, count in ragged[:SHOWN_ROWS])
         raise ValueError(
             f"{path}: {len(ragged)} row(s) do not have the header's {len(header)} fields "
             f"({', '.join(header)} on line {header_line}): {shown}"
-            f"{' ...' if len(ragged) > _SHOWN_LINES else ''}. Quote fields that contain the delimiter "
+            f"{' ...' if len(ragged) > SHOWN_ROWS else ''}. Quote fields that contain the delimiter "
             f"(\"a, b\"), or fix those rows."
         )
     return _TextTable(path, rows, lines, list(header))
+
+
+def _check_header(path: str, header: list[str], line: int, extension: str) -> None:
+    """Refuse a header that names a column twice, starts a JSON object, or is one field holding another separator."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        if name.strip():
+            positions.setdefault(name, []).append(position)
+    repeated = [f"{name!r} (columns {' and '.join(map(str, at))})" for name, at in positions.items() if len(at) > 1]
+    if repeated:
+        raise ValueError(
+            f"{path} line {line}: the header names a column more than once: {'; '.join(repeated)} of "
+            f"{', '.join(header)}. Which one holds the data would be a guess: give each column its own name."
+        )
+    if header[0].lstrip().startswith("{"):
+        raise ValueError(
+            f"{path} looks like JSON lines: its first line (line {line}) starts with '{{'. tftune reads the format "
+            f"from the extension: rename it to .jsonl."
+        )
+    separator = _EXTENSION_SEPARATORS[extension]
+    found = [other for other in _SEPARATORS if other != separator and other in header[0]]
+    if len(header) == 1 and found:
+        name, own = _SEPARATORS[found[0]], _SEPARATORS[separator]
+        fix = {"\t": "rename it to .tsv", ",": "rename it to .csv"}.get(found[0], f"save it {own}-separated")
+        raise ValueError(
+            f"{path} looks {name}-separated: its header (line {line}) {header[0]!r} has {name}s and no {own}s. "
+            f"tftune reads comma-separated .csv and tab-separated .tsv files: {fix}."
+        )
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object with a key twice (json.loads would keep the last value silently)."""
+
+
+def _unique_keys(pairs: list[tuple]) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise _DuplicateKeyError(repeated)
+    return dict(pairs)
 
 
 def _jsonl_table(path: str, text: str) -> _TextTable:
@@ -127,7 +201,12 @@ def _jsonl_table(path: str, text: str) -> _TextTable:
         if not content.strip():
             continue
         try:
-            row = json.loads(content.rstrip("\r\n"))
+            row = json.loads(content.rstrip("\r\n"), object_pairs_hook=_unique_keys)
+        except _DuplicateKeyError as error:
+            raise ValueError(
+                f"{path} line {line}: an object has the key {error.args[0]!r} twice; JSON would keep only the "
+                f"last value. Give each field its own key."
+            ) from None
         except json.JSONDecodeError as error:
             raise ValueError(
                 f"{path} line {line}, column {error.colno}: not valid JSON ({error.msg}). Each line of a .jsonl "
@@ -143,16 +222,33 @@ def _jsonl_table(path: str, text: str) -> _TextTable:
     return _TextTable(path, rows, lines, sorted({key for row in rows for key in row}))
 
 
-def _lines_text(lines: list[int]) -> str:
-    shown = ", ".join(str(line) for line in lines[:_SHOWN_LINES])
-    return f"line{'s' if len(lines) > 1 else ''} {shown}{' ...' if len(lines) > _SHOWN_LINES else ''}"
-
-
 def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFiles, list[str]]:
-    """The readable images under `root/<class>/` (every file is decoded once), and the unreadable ones skipped."""
+    """The readable images under `root/<class>/` (every file is decoded once), and the unreadable ones skipped.
+
+    Links to folders are not followed (they can loop back or reach anywhere)
+    and a link to an image read already is not read again: both are skipped
+    with a warning (an error when `strict`), as are unreadable files.
+    """
+    if not os.path.exists(root):
+        raise ValueError(missing_source_error(root, "image"))
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"No such image folder: {root!r}.")
-    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+        text = os.path.splitext(root)[1].lower() in TEXT_FILE_EXTENSIONS
+        raise ValueError(
+            f"{root} is a file, not a folder. An image source is {SOURCE_SPECS['image']}."
+            + (" A .csv / .tsv / .jsonl file holds text data: train a text task on it." if text else "")
+        )
+    links: list[str] = []
+    folders, loose = _class_folders(root, links)
+    if not folders:
+        raise ValueError(_no_class_folders_error(root, loose, links))
+    if loose:
+        _logger.warning(
+            "tftune: ignored %d image file(s) directly in %s, outside the class sub-folders (e.g. %s); move them "
+            "into their class's folder to use them.",
+            len(loose),
+            root,
+            loose[0],
+        )
     names = folders if label_names is None else list(label_names)
     unknown = sorted(set(folders) - set(names))
     if unknown:
@@ -163,12 +259,12 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
     paths, labels = [], []
     for label, name in enumerate(names):
         folder = os.path.join(root, name)
-        files = sorted(
-            os.path.join(directory, file)
-            for directory, _, files in os.walk(folder)
-            for file in files
-            if file.lower().endswith(IMAGE_FILE_EXTENSIONS)
-        )
+        if os.path.islink(folder):
+            raise ValueError(
+                f"The class folder {folder} is a symbolic link (to {os.path.realpath(folder)}); tftune does not "
+                f"follow links to folders (they can loop back or reach anywhere). Replace it with a real folder."
+            )
+        files = _folder_images(folder, links)
         if not files:
             raise ValueError(
                 f"The class folder {folder} has no images (looked for {', '.join(IMAGE_FILE_EXTENSIONS)}). "
@@ -176,6 +272,9 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
             )
         paths += files
         labels += [label] * len(files)
+    kept = _unrepeated(root, paths, links)
+    paths, labels = [paths[index] for index in kept], [labels[index] for index in kept]
+    _skip_links(root, links, strict)
     readable = _readable_images(paths, root)
     skipped = [path for index, path in enumerate(paths) if index not in readable]
     if skipped and strict:
@@ -190,6 +289,87 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
     if empty:
         raise ValueError(f"The class folder(s) {empty} in {root} have no readable images; fix or remove them.")
     return files, skipped
+
+
+def _skip_links(root: str, links: list[str], strict: bool) -> None:
+    """Warn about the links left out (an error when `strict`), naming them and their targets."""
+    if not links:
+        return
+    shown = "; ".join(f"{link} -> {os.path.realpath(link)}" for link in links[:3])
+    found = f"{len(links)} symbolic link(s) ({shown}{' ...' if len(links) > 3 else ''})"
+    why = (
+        "links to folders are not followed (they can loop back or reach anywhere), and a link to an image read "
+        "already would count it twice"
+    )
+    if strict:
+        raise ValueError(
+            f"{root} holds {found}: {why}. Remove them (replace a linked folder with a real one), or pass "
+            f"strict=False to skip them."
+        )
+    _logger.warning(
+        "tftune: %s: skipped %s: %s. To use a linked folder, replace the link with a real folder.", root, found, why
+    )
+
+
+def _class_folders(root: str, links: list[str]) -> tuple[list[str], list[str]]:
+    """The class sub-folders of `root` and the image files directly in it; links to folders go to `links`."""
+    folders, loose = [], []
+    for entry in sorted(os.scandir(root), key=lambda entry: entry.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry.name)
+        elif entry.is_dir():
+            links.append(entry.path)
+        elif entry.name.lower().endswith(IMAGE_FILE_EXTENSIONS):
+            loose.append(entry.name)
+    return folders, loose
+
+
+def _folder_images(folder: str, links: list[str]) -> list[str]:
+    """The image files anywhere under `folder`, sorted; links to folders are not entered but go to `links`."""
+    files = []
+    for directory, subfolders, names in os.walk(folder):
+        links += [path for path in sorted(os.path.join(directory, name) for name in subfolders) if os.path.islink(path)]
+        files += [os.path.join(directory, name) for name in names if name.lower().endswith(IMAGE_FILE_EXTENSIONS)]
+    return sorted(files)
+
+
+def _unrepeated(root: str, paths: list[str], links: list[str]) -> list[int]:
+    """Indices of `paths` (under `root`) without the links to a file read already (those go to `links`)."""
+    is_link = [os.path.islink(path) for path in paths]
+    if not any(is_link):
+        return list(range(len(paths)))
+    # No folder under root is a link (they are not entered), so a file's real path is under root's.
+    real_root = os.path.realpath(root)
+    seen = {os.path.join(real_root, os.path.relpath(path, root)) for path, link in zip(paths, is_link) if not link}
+    kept = []
+    for index, (path, link) in enumerate(zip(paths, is_link)):
+        if link:
+            target = os.path.realpath(path)
+            if target in seen:
+                links.append(path)
+                continue
+            seen.add(target)
+        kept.append(index)
+    return kept
+
+
+def _no_class_folders_error(root: str, loose: list[str], links: list[str]) -> str:
+    if loose:
+        found = f"it holds {len(loose)} image file(s) directly (e.g. {loose[0]})"
+        fix = "move the images into one sub-folder per class"
+    elif links:
+        found = f"only symbolic links to folders, which tftune does not follow ({', '.join(links[:3])})"
+        fix = "replace the links with real folders"
+    else:
+        found = "it holds no images or sub-folders"
+        fix = "add one sub-folder of images per class"
+    example = os.path.join(root, "cat", "1.jpg")
+    return (
+        f"{root} has no class sub-folders: {found}. An image folder needs one sub-folder per class holding that "
+        f"class's images (e.g. {example}): {fix}."
+    )
 
 
 def _readable_images(paths: list[str], root: str) -> set[int]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tftune._validation import integer_error, number_error, raise_errors
 from tftune.data.examples import _label_names_error
-from tftune.data.files import IMAGE_FILE_EXTENSIONS, TEXT_FILE_EXTENSIONS, _encoding_error
+from tftune.data.files import _encoding_error
 from tftune.data.sources import _describe, _read_images, _read_texts
 from tftune.data.splitting import DataSplits, _split_examples
 from tftune.data.tfds_sources import (
@@ -50,12 +50,21 @@ def load_text_splits(
       ClassLabel features, `label_names` to the ClassLabel names.
     - a `.csv`, `.tsv` or `.jsonl` file with a header / keys, read with
       `encoding`; `text_key` (default "text") and `label_key` (default
-      "label") name the columns. Errors name the file and line.
-    - `(texts, labels)` lists, or a `LabeledTexts`.
+      "label") name the columns. Errors name the file and line: a column
+      named twice, a file separated otherwise than its extension says
+      (tabs in a .csv), empty texts.
+    - `(texts, labels)` lists (empty texts are an error naming their
+      indices), or a `LabeledTexts` (taken as built).
 
+    A string that is neither an existing path nor a tfds name is an error
+    saying what a source can be.
     Labels are strings (matched against `label_names`, default: sorted unique
-    labels; surrounding whitespace in files is ignored) or integers (indices
-    into `label_names`, default "0".."N-1"). Empty, whitespace, "NaN",
+    labels, numbers by value; surrounding whitespace in files is ignored) or
+    whole numbers (indices into `label_names`, default "0".."N-1"; 1.0
+    counts as 1), never a mix (an error naming the lines of each kind).
+    Numbers with more than `MAX_FRACTIONAL_CLASSES` (10) distinct fractional
+    values look like a regression target: an error unless `label_names`
+    lists them. Empty, whitespace, "NaN",
     "None", "null" (any case) and None labels are missing: an error naming
     the lines, or left out (with a warning saying how many) when
     `drop_missing_labels=True`.
@@ -77,8 +86,8 @@ def load_text_splits(
     ```
     """
     _check_options(label_names, validation_fraction, max_examples, seed, encoding)
-    if _is_tfds_source(source, TEXT_FILE_EXTENSIONS):
-        builder = _tfds_builder(source, data_dir, download)
+    if _is_tfds_source(source):
+        builder = _tfds_builder(source, "text", data_dir, download)
         text_key = _feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
         names = _tfds_label_names(builder, label_key, label_names)
@@ -142,7 +151,10 @@ def load_image_splits(
       features. Images are decoded only for the examples kept.
     - a folder with one subfolder per class holding JPEG/PNG/BMP/GIF files.
       Every file is decoded once up front: unreadable files are skipped and
-      counted (`strict=True`: an error listing them instead).
+      counted (`strict=True`: an error listing them instead). Symbolic links
+      to folders are not followed and a link to an image read already is
+      not read again: both are skipped with a warning naming them
+      (`strict=True`: an error); a link to an image file elsewhere is read.
     - `(images, labels)` NumPy arrays (`[N, H, W, 3 or 1]`, 0..255), or a `LabeledImages`.
 
     Labels, missing labels (`drop_missing_labels`, for label arrays),
@@ -160,8 +172,8 @@ def load_image_splits(
     """
     _check_options(label_names, validation_fraction, max_examples, seed)
     skipped = []
-    if _is_tfds_source(source, IMAGE_FILE_EXTENSIONS):
-        builder = _tfds_builder(source, data_dir, download)
+    if _is_tfds_source(source):
+        builder = _tfds_builder(source, "image", data_dir, download)
         image_key = _feature_key(builder, "Image", image_key, "image_key")
         label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
         names = _tfds_label_names(builder, label_key, label_names)

@@ -7,14 +7,8 @@ import os
 
 import numpy as np
 
-from tftune.data.examples import (
-    MISSING_LABELS,
-    LabeledImages,
-    LabeledTexts,
-    _encode_labels,
-    _is_missing,
-)
-from tftune.data.files import _lines_text, _read_image_folder, _read_text_table
+from tftune.data.examples import MISSING_LABELS, LabeledImages, LabeledTexts, _encode_labels, _is_missing, _places
+from tftune.data.files import _read_image_folder, _read_text_table
 
 _logger = logging.getLogger(__name__)
 
@@ -54,14 +48,24 @@ def _read_texts(
         raise ValueError(f"{where} holds no examples; give a source with labeled texts in it.")
     kept = _labeled_rows(raw_labels, label_names, where, label_key, lines, drop_missing_labels)
     texts, raw_labels = [texts[i] for i in kept], [raw_labels[i] for i in kept]
+
+    def places(rows: list[int]) -> str:
+        return _places([kept[row] for row in rows], lines)
+
     for row, text in enumerate(texts):
         if not isinstance(text, str):
-            place = f"line {lines[kept[row]]}" if lines else f"row {kept[row]}"
             raise ValueError(
-                f"The text column {text_key!r} of {where} must hold strings; {place} holds "
+                f"The text column {text_key!r} of {where} must hold strings; {places([row])} holds "
                 f"{type(text).__name__} {text!r}. Convert the column to text or pick the right text_key."
             )
-    labels, names = _encode_labels(raw_labels, label_names, where)
+    # A LabeledTexts is taken as built (the three-class demo set holds 14 empty plot snippets).
+    empty = [] if isinstance(source, LabeledTexts) else [row for row, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise ValueError(
+            f"{where}: {len(empty)} example(s) have an empty text in {text_key!r} (empty or only whitespace) on "
+            f"{places(empty)}; there is nothing in them to learn from. Fill in the texts or remove those rows."
+        )
+    labels, names = _encode_labels(raw_labels, label_names, where, "labels" if lines is None else label_key, places)
     return LabeledTexts(texts, labels, names)
 
 
@@ -95,7 +99,9 @@ def _read_images(source, label_names, strict: bool, *, drop_missing_labels: bool
         raise ValueError(f"{where} holds no images.")
     kept = _labeled_rows(raw_labels, label_names, where, "labels", None, drop_missing_labels)
     images, raw_labels = images[kept], [raw_labels[i] for i in kept]
-    labels, names = _encode_labels(raw_labels, label_names, where)
+    labels, names = _encode_labels(
+        raw_labels, label_names, where, "labels", lambda rows: _places([kept[row] for row in rows], None)
+    )
     return LabeledImages(np.broadcast_to(images, images.shape[:3] + (3,)).astype("float32"), labels, names), []
 
 
@@ -104,7 +110,7 @@ def _labeled_rows(raw_labels, label_names, where: str, column: str, lines, drop:
     missing = [index for index, label in enumerate(raw_labels) if _is_missing(label, label_names)]
     if not missing:
         return list(range(len(raw_labels)))
-    places = _lines_text([lines[index] for index in missing]) if lines else f"indices {missing[:10]}"
+    places = _places(missing, lines)
     if not drop:
         raise ValueError(
             f"{where}: {len(missing)} example(s) have no label in {column!r} (empty, whitespace or one of "

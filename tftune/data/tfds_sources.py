@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftune.data.examples import LabeledTexts
+from tftune.data.files import missing_source_error
 
 _logger = logging.getLogger(__name__)
 
@@ -72,23 +73,35 @@ class _TfdsImages:
         return examples.map(decoded, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _is_tfds_source(source, file_extensions) -> bool:
+def _is_tfds_source(source) -> bool:
+    """Whether `source` is a tfds builder, or a string that is no existing path (so a tfds name, or a mistake)."""
     if hasattr(source, "as_dataset") and hasattr(source, "info"):
         return True
-    return isinstance(source, str) and not os.path.exists(source) and not source.lower().endswith(file_extensions)
+    return isinstance(source, str) and not os.path.exists(source)
 
 
-def _tfds_builder(source, data_dir: str | None, download: bool):
+def _tfds_builder(source, kind: str, data_dir: str | None, download: bool):
+    """The tfds builder `source` names (or is); a `kind` source error when it names none."""
     import tensorflow_datasets as tfds
 
     if not isinstance(source, str):
         return source
     try:
+        name, _ = tfds.core.naming.parse_builder_name_kwargs(source)
+    except ValueError:  # not even shaped like a tfds name
+        raise ValueError(missing_source_error(source, kind)) from None
+    try:
         builder = tfds.builder(source, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(missing_source_error(source, kind)) from None
+    except (ValueError, AssertionError) as error:
+        # A known dataset with an unknown config or version; tfds' reason follows its builder arguments.
+        reason = str(error).split('": ', 1)[-1].split(" Here are")[0].strip()
+        configs = [config.name for config in tfds.builder_cls(str(name)).BUILDER_CONFIGS]
         raise ValueError(
-            f"{source!r} is neither an existing local path nor a tfds dataset name "
-            f"(see `tfds.list_builders()` or https://www.tensorflow.org/datasets/catalog)."
+            f"{source!r}: tfds has the dataset {str(name)!r} but cannot build it as named: {reason} "
+            f"{f'Its configs are {configs}. ' if configs else ''}Fix the config / version after the dataset name "
+            f"(see https://www.tensorflow.org/datasets/catalog/{name})."
         ) from None
     if builder.is_prepared():
         return builder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -163,8 +164,10 @@ def predict_from_saved_model(
 
     What `tftune predict SAVED_MODEL_DIR INPUT...` runs. Inputs are texts for
     text models and JPEG / PNG file paths for image models; the other kind
-    raises a `ValueError` saying which inputs fit. `saved_model_dir` is a
-    version directory or a model directory (its highest version is used).
+    raises a `ValueError` saying which inputs fit, as do empty inputs and
+    image files that do not decode (named, before the model is loaded).
+    `saved_model_dir` is a version directory or a model directory (its
+    highest version is used).
 
     Example:
 
@@ -178,6 +181,19 @@ def predict_from_saved_model(
     inputs = list(inputs)
     if not inputs:
         raise ValueError("predict needs at least one input: texts for a text model, image files for an image model.")
+    empty = [position for position, item in enumerate(inputs, start=1) if isinstance(item, str) and not item.strip()]
+    if empty:
+        raise ValueError(
+            f"predict input(s) {', '.join(map(str, empty))} of {len(inputs)} are empty (or only whitespace): "
+            f"{[inputs[position - 1] for position in empty]!r}. There is nothing to classify in an empty input. "
+            f"Give the text to classify (quote it on the command line) or an image file path."
+        )
+    broken = _undecodable_images(inputs)
+    if broken:
+        raise ValueError(
+            f"{len(broken)} image file(s) cannot be decoded: {'; '.join(broken)}. Each is truncated or "
+            f"corrupt: re-save or re-download it, or leave it out."
+        )
     served = load_serving_model(saved_model_dir)
     if signature != SERVING_DEFAULT:
         available = sorted(served._loaded.signatures)
@@ -217,6 +233,24 @@ def _input_files_error(kind: str, inputs: list) -> str | None:
     if not_images:
         return f"files {not_images!r:.300}, which are not JPEG / PNG / GIF / BMP images"
     return None
+
+
+def _undecodable_images(inputs: list) -> list[str]:
+    """The inputs that are image files (by their first bytes) but do not decode as the serving graph decodes them."""
+    broken = []
+    for path in inputs:
+        if not _is_image_file(path):
+            continue
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError as error:
+            broken.append(f"{path} ({_op_message(error)})")
+    return broken
+
+
+def _op_message(error: tf.errors.OpError) -> str:
+    """A TensorFlow op error's own words, without the function and op names around them."""
+    return re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:\w+\].*$", "", error.message).strip()
 
 
 def _is_image_file(path: str) -> bool:
