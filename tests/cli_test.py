@@ -80,28 +80,42 @@ def test_every_bad_flag_is_reported_in_one_line(capsys):
     )
     assert line.startswith("tftune train: error: 5 invalid options:")
     for expected in (
-        "learning_rate must be a number in (0, 1); got 5.",
-        "validation_fraction must be a number in (0, 1); got 1.5.",
-        "sequence_length must be an integer >= 1; got 0.",
-        "precision must be one of 'auto', 'float32', 'mixed_float16', 'mixed_bfloat16'; got 'float8'.",
-        "epochs must be an integer >= 1; got 'two'.",
+        "--learning-rate must be a number in (0, 1); got 5.",
+        "--validation-fraction must be a number in (0, 1); got 1.5.",
+        "--sequence-length must be an integer in [1, 8192]; got 0.",
+        "--precision must be one of 'auto', 'float32', 'mixed_float16', 'mixed_bfloat16'; got 'float8'.",
+        "--epochs must be an integer >= 1; got 'two'.",
     ):
         assert expected in line
 
 
 @pytest.mark.parametrize(
-    "text, position, problem",
+    "text, problem",
     [
-        ("task: text\nepochs: [3\nbatch_size: 8\n", "line 3, column 11", "expected ',' or ']', but got ':'"),
-        ("task: text\n  epochs: 3\n", "line 2, column 9", "mapping values are not allowed here"),
-        ("task: text\n\tepochs: 3\n", "line 2, column 1", "found character '\\t' that cannot start any token"),
+        # The parser stops on line 3; the list it was reading opened on line 2: both are named, each line quoted
+        # with <here> where the parser points.
+        (
+            "task: text\nepochs: [3\nbatch_size: 8\n",
+            "line 3, column 11 ('batch_size<here>: 8'): expected ',' or ']', but got ':', while parsing a flow "
+            "sequence at line 2, column 9 ('epochs: <here>[3')",
+        ),
+        (
+            "task: text\nlearning_rate 5e-5\nepochs: 2\n",
+            "line 3, column 1 ('<here>epochs: 2'): could not find expected ':', while scanning a simple key at "
+            "line 2, column 1 ('<here>learning_rate 5e-5')",
+        ),
+        ("task: text\n  epochs: 3\n", "line 2, column 9 ('epochs<here>: 3'): mapping values are not allowed here"),
+        (
+            "task: text\n\tepochs: 3\n",
+            "line 2, column 1 ('<here>\\tepochs: 3'): found character '\\t' that cannot start any token",
+        ),
     ],
 )
-def test_malformed_yaml_is_one_line_with_file_line_and_column(tmp_path, capsys, text, position, problem):
+def test_malformed_yaml_is_one_line_with_file_line_column_and_the_line(tmp_path, capsys, text, problem):
     path = tmp_path / "run.yaml"
     path.write_text(text)
     line = _error_line(capsys, ["train", "--config", str(path)])
-    assert line == f"tftune train: error: Config file {str(path)!r} is not valid YAML: {position}: {problem}."
+    assert line == f"tftune train: error: Config file {str(path)!r} is not valid YAML: {problem}."
 
 
 def test_malformed_json_is_one_line_with_file_line_and_column(tmp_path, capsys):
@@ -132,7 +146,7 @@ def _broken_bert(bert_dir, directory, *, drop=None, corrupt_weights=False) -> st
 @pytest.mark.parametrize(
     "breakage, expected",
     [
-        ("unknown", "Unknown backbone 'no_such_bert'"),
+        ("unknown", "Unknown --backbone 'no_such_bert'"),
         ("config.json", "is not a backbone tftune can load"),
         ("vocab.txt", "lacks ['vocab.txt']"),
         ("corrupt", "model.safetensors"),
@@ -368,9 +382,9 @@ def test_bad_transfer_options_are_one_line(capsys):
     line = _error_line(capsys, ["train", "--task", "text", "--pooling", "sum", "--class-weight", "inverse",
                                 "--head-learning-rate", "-1"])
     assert "3 invalid options" in line
-    assert "pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
-    assert "class_weight must be one of None, 'balanced'; got 'inverse'" in line
-    assert "head_learning_rate must be a number in (0, 1); got -1" in line
+    assert "--pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
+    assert "--class-weight must be one of None, 'balanced'; got 'inverse'" in line
+    assert "--head-learning-rate must be a number in (0, 1); got -1" in line
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def test_options_of_the_other_task_are_refused_naming_option_and_task():
 def test_weights_and_backbone_files_are_checked_before_any_work(tmp_path):
     not_weights = tmp_path / "notes.weights.h5"
     not_weights.write_text("not an HDF5 file")
-    with pytest.raises(ValueError, match=r"weights file '.*notes.weights.h5' is not a Keras .weights.h5 file"):
+    with pytest.raises(ValueError, match=r"weights '.*notes.weights.h5' is not a Keras .weights.h5 file"):
         RecipeConfig.for_task("image", weights=str(not_weights))
     with pytest.raises(ValueError, match=r"weights must be 'pretrained', none .* got '.*missing.weights.h5'\."):
         RecipeConfig.for_task("image", weights=str(tmp_path / "missing.weights.h5"))

@@ -444,7 +444,7 @@ def flag_names(message: str, arguments: argparse.Namespace) -> str:
     `label_key=...` becomes `--label-key ...`, `overwrite=True` becomes
     `--overwrite`, `seed must be` becomes `--seed must be`; keywords whose
     flag differs (`name=` of `tftune train` is `--model-name`) come from
-    `_KEYWORD_FLAGS`.
+    `_KEYWORD_FLAGS`. Quoted text is left alone.
 
     Example:
 
@@ -458,18 +458,21 @@ def flag_names(message: str, arguments: argparse.Namespace) -> str:
     aliases = _KEYWORD_FLAGS.get(arguments.command, {})
     keywords = {key for key in vars(arguments) if key not in _NOT_FLAGS} | set(aliases)
     flags = {keyword: aliases.get(keyword, "--" + keyword.replace("_", "-")) for keyword in keywords}
+    keyword_pattern = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
     pattern = re.compile(
-        r"(?<![\w./-])(" + "|".join(sorted(map(re.escape, flags), key=len, reverse=True)) + r")"
-        r"(=(?:True|False)\b|=| must\b| applies\b| '|$|(?=[ ,.;:)\]]))"
+        r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # quoted values (paths, a file's lines): the user's own text
+        rf"|(?<![\w./-])({keyword_pattern})(=(?:True|False)\b|=| must\b| applies\b|)(?![\w-])"
     )
 
     def replace(match: re.Match) -> str:
-        keyword, after = match.groups()
+        quoted, keyword, after = match.groups()
+        if quoted:
+            return quoted
         if after in ("=True", "=False"):
             return flags[keyword]
         if after == "=":
             return flags[keyword] + " "
-        if after or "_" in keyword:
+        if after or "_" in keyword or message[match.end() : match.end() + 2] in (" '", ' "'):
             return flags[keyword] + after
         return keyword  # a plain word ("the seed", "two epochs") that is not used as an option name here
 

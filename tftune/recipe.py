@@ -219,12 +219,13 @@ class RecipeConfig:
     def _output_errors(self) -> list[str | None]:
         """Every path the run writes and the export's name, checked before any training."""
         name_error = model_name_error("model_name", self.resolved_model_name())
+        export_dir_error = directory_error("export_dir", self.export_dir)
         return [
             name_error,
             directory_error("output_dir", self.resolved_output_dir()),
-            directory_error("export_dir", self.export_dir),
+            export_dir_error,
             None
-            if name_error
+            if name_error or export_dir_error
             else directory_error("export_dir + model_name", os.path.join(self.export_dir, self.resolved_model_name())),
         ]
 
@@ -343,7 +344,7 @@ def _weights_error(weights) -> str | None:
         signature = weights_file.read(len(_HDF5_SIGNATURE))
     if signature != _HDF5_SIGNATURE:
         return (
-            f"weights file {os.fspath(weights)!r} is not a Keras .weights.h5 file (no HDF5 signature); pass one "
+            f"weights {os.fspath(weights)!r} is not a Keras .weights.h5 file (no HDF5 signature); pass one "
             f"written by model.save_weights('….weights.h5'), 'pretrained', or none."
         )
     return None
@@ -403,10 +404,10 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     """
     config.check()
     keras.utils.set_random_seed(config.seed)
-    output_dir = config.resolved_output_dir()
-    history_path = _fresh_history(output_dir)
     strategy = distribute.get_strategy(config.strategy, tpu=config.tpu)
     _log_devices(strategy)
+    output_dir = config.resolved_output_dir()
+    history_path = _fresh_history(output_dir)
     global_batch = distribute.global_batch_size(config.batch_size, strategy)
     splits = load_splits(config)
     check_steps(config, splits.train_size, global_batch)
