@@ -3,11 +3,15 @@
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
+import tftune
 from tftune import _backend, cli
 
 # Flags that take any text (a name or path the data loader or backbone resolver checks), or a switch.
@@ -187,3 +191,31 @@ def test_verbose_prints_what_tensorflow_logged_while_loading():
     assert done.returncode == 0, done.stderr
     assert "All log messages before absl::InitializeLog() is called" in done.stderr
     assert "failed call to cuInit" in done.stderr  # the CUDA probe of this GPU-less machine, kept for --verbose
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_name_a_saved_model_copied_without_its_variables(small_resnet_preset, tmp_path, capsys):
+    model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None, labels=["a", "b"])
+    exported = tftune.export_saved_model(model, str(tmp_path / "saved_models"), name="pets", warmup=False, verify=False)
+    shutil.rmtree(os.path.join(exported.path, "variables"))
+    image = tmp_path / "cat.png"
+    image.write_bytes(tf.io.encode_png(np.zeros((32, 32, 3), "uint8")).numpy())
+    expected = (
+        f"The SavedModel {exported.path!r} is incomplete: it lacks variables/variables.index, variables/variables.data-* "
+        f"(copied without its variables/ or assets/ folder, or the copy was cut short). Copy the whole version "
+        f"directory again, or re-export it with `tftune export MODEL.keras`."
+    )
+    for argv in (["predict", exported.path, str(image)], ["evaluate", exported.path, "mnist_digits"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert capsys.readouterr().err.splitlines()[-1] == f"tftune {argv[0]}: error: {expected}"
+
+
+def test_evaluate_refuses_an_output_dir_that_is_a_file_before_loading_anything(tmp_path, capsys):
+    a_file = tmp_path / "report"
+    a_file.write_text("")
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(tmp_path / "missing.keras"), "mnist_digits", "--output-dir", str(a_file)])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tftune evaluate: error: --output-dir {str(a_file)!r} is a file; pass a directory (a new or an existing one)."
+    )

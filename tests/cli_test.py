@@ -235,7 +235,11 @@ def test_text_train_then_evaluate_a_held_out_file_and_the_export(bert_dir, tmp_p
          "--schedule", "all", "--learning-rate", "1e-4", "--batch-size", "16",
          "--output-dir", str(run), "--export-dir", str(saved_models), "--model-name", "reviews"]
     ) == 0
-    logged = capsys.readouterr().err.strip().splitlines()
+    trained = capsys.readouterr()
+    logged = trained.err.strip().splitlines()
+    # stdout is no terminal here: one line per epoch (Keras verbose=2), no per-step progress bar.
+    assert "\r" not in trained.out and "━" not in trained.out
+    assert len([line for line in trained.out.splitlines() if " - loss: " in line]) == 2, trained.out
     model_path = str(run / "model.keras")
     # The printout ends with the exact next commands.
     assert logged[-3:] == [
@@ -323,10 +327,12 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     with open(first_log, "w") as output:
         killed = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
-    # Keras' progress bar has counted a step of epoch 2 (of 23): the process is mid-epoch.
-    while not re.search(r"Epoch 2/3\n.*?\d+/23", first_log.read_text(), re.DOTALL):
+    # Epoch 2 began (the log has one line per epoch: stdout is a file); 1 s later it is mid-epoch (of 23 steps).
+    while "Epoch 2/3" not in first_log.read_text():
         assert time.time() < deadline and killed.poll() is None, "the training process never reached epoch 2"
         time.sleep(0.05)
+    time.sleep(1)
+    assert killed.poll() is None and "Epoch 3/3" not in first_log.read_text()
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     first_output = first_log.read_text()
@@ -337,6 +343,9 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _epoch_lines(resumed.stdout) == ["Epoch 2/3", "Epoch 3/3"]  # not restarted from epoch 1
+    # ... and it says so, in one line: the epoch and the unfreezing stage ("0:1,1:3,2:all": stage 2 of 3).
+    assert f"Resuming from epoch 2 of 3, stage 2 of 3 (head, stage_4, stage_3, stage_2 trainable): restored from " \
+           f"{run / 'checkpoints' / 'backup'}" in resumed.stderr.splitlines(), resumed.stderr
     assert resumed.stderr.strip().splitlines()[-1] == f"tftune predict {saved_models / 'digits'} image.jpg"
     metrics = _metrics(run)
     trainable = metrics["history"]["trainable_params"]

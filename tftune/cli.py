@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import yaml
 
 from tftune import _backend, distribute, lr_finder, recipe
+from tftune._validation import directory_error, raise_errors
 from tftune.backbones import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
 
@@ -307,6 +308,7 @@ def _evaluated_model(path: str):
 def _evaluate(arguments: argparse.Namespace) -> int:
     from tftune import report
 
+    raise_errors(None if arguments.output_dir is None else directory_error("output_dir", arguments.output_dir))
     model = _evaluated_model(arguments.model_path)
     data = recipe.evaluation_data(
         model, arguments.data, split=arguments.split, data_dir=arguments.data_dir, batch_size=arguments.batch_size

@@ -763,7 +763,8 @@ def evaluation_data(
         split = source
     splits = _LOADERS[model.kind](source, validation=split, label_names=model.labels, data_dir=data_dir)
     if isinstance(model, keras.Model):
-        return prepared_data(RecipeConfig.for_task(model.kind, batch_size=batch_size), model, splits).validation
+        # Only the batch size matters here: the config is not a run's (no output paths to check).
+        return prepared_data(RecipeConfig(task=model.kind, batch_size=batch_size), model, splits).validation
     if model.kind == "text":
         return splits.validation.batch(batch_size)
     images = splits.validation.map(lambda image, label: (tf.cast(image, tf.float32), label))
