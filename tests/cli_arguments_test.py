@@ -54,7 +54,13 @@ def _bad_values(tmp_path) -> dict[str, tuple[str, list[str]]]:
 
 
 def _train_error(capsys, argv, log: list | None = None) -> str:
-    """The one error line of a `tftune train` that must fail before training (its other stderr lines into `log`)."""
+    """The one error line of a `tftune train` that must fail before training (its other stderr lines into `log`).
+
+    Without a `--dataset`, the data is a missing file: should a check let the run through, it stops at reading
+    the data (and this test fails on the message) instead of training.
+    """
+    if "--dataset" not in argv:
+        argv = [*argv, "--dataset", os.path.join("no_such_folder", "no_such_data.csv")]
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", *argv])
     assert exit_info.value.code == 2
@@ -111,12 +117,13 @@ def test_a_flag_of_the_other_task_is_refused(capsys, task, flags, flag, owner):
     assert line == f"tftune train: error: {flag} applies to {owner} tasks only, and the task is {task!r}: remove it."
 
 
-def test_config_file_key_given_twice_is_refused_naming_key_and_lines(tmp_path, capsys):
+def test_config_file_key_given_twice_is_refused_naming_key_and_lines(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("task: text\nepochs: 1\nbatch_size: 8\nepochs: 2\n")
-    line = _train_error(capsys, ["--config", str(path)])
-    assert line == (
-        f"tftune train: error: Config file {str(path)!r} is not valid YAML: line 4, column 1 ('<here>epochs: 2'): "
+    with pytest.raises(ValueError) as error:
+        cli.parse_recipe_args(None, ["--config", str(path)])
+    assert str(error.value) == (
+        f"Config file {str(path)!r} is not valid YAML: line 4, column 1 ('<here>epochs: 2'): "
         f"key 'epochs' appears twice, on lines 2 and 4: keep one."
     )
 
