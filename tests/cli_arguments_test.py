@@ -140,7 +140,10 @@ def test_python_keywords_in_messages_become_the_commands_flags():
     train = argparse.Namespace(command="train", label_key=None, seed=None, batch_size=None, tpu=None, strategy=None)
     assert cli.flag_names(
         "label_key='grade' is not a column of 'train.csv'; pass label_key=... or name=... (seed must be >= 0)", train
-    ) == "--label-key 'grade' is not a column of 'train.csv'; pass --label-key ... or --model-name ... (--seed must be >= 0)"
+    ) == (
+        "--label-key 'grade' is not a column of 'train.csv'; pass --label-key ... or --model-name ... "
+        "(--seed must be >= 0)"
+    )
     # Plain words stay words; quoted text (paths, file lines) is the user's own.
     assert cli.flag_names("the seed of two epochs in 'my_data/label_key.csv'", train) == (
         "the seed of two epochs in 'my_data/label_key.csv'"
@@ -153,7 +156,7 @@ def test_python_keywords_in_messages_become_the_commands_flags():
 
 def test_a_batch_larger_than_the_training_set_is_refused_before_the_model_is_built(tmp_path, capsys):
     data = tmp_path / "reviews.csv"
-    data.write_text("text,label\n" + "".join(f"review {index},{'good' if index % 2 else 'bad'}\n" for index in range(22)))
+    data.write_text("text,label\n" + "".join(f"review {index},{('bad', 'good')[index % 2]}\n" for index in range(22)))
     log = []
     line = _train_error(
         capsys,
@@ -208,9 +211,9 @@ def test_evaluate_and_predict_name_a_saved_model_copied_without_its_variables(sm
     image = tmp_path / "cat.png"
     image.write_bytes(tf.io.encode_png(np.zeros((32, 32, 3), "uint8")).numpy())
     expected = (
-        f"The SavedModel {exported.path!r} is incomplete: it lacks variables/variables.index, variables/variables.data-* "
-        f"(copied without its variables/ or assets/ folder, or the copy was cut short). Copy the whole version "
-        f"directory again, or re-export it with `tftune export MODEL.keras`."
+        f"The SavedModel {exported.path!r} is incomplete: it lacks variables/variables.index, "
+        f"variables/variables.data-* (copied without its variables/ or assets/ folder, or the copy was cut short). "
+        f"Copy the whole version directory again, or re-export it with `tftune export MODEL.keras`."
     )
     for argv in (["predict", exported.path, str(image)], ["evaluate", exported.path, "mnist_digits"]):
         with pytest.raises(SystemExit):

@@ -1,6 +1,5 @@
 """The recipe engine: RecipeConfig checks, unfreezing schedules, next commands, and real end-to-end runs."""
 
-import json
 import logging
 
 import keras

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 MIN_IMAGE_SIZE = 32
 # A ResNet50 batch of 32 at 2048x2048 already needs ~100 GB of activations to train: larger is a typo.
 MAX_IMAGE_SIZE = 2048
-# The longest position table of a BERT-family checkpoint (ModernBERT); the backbone's own limit is checked when it loads.
+# The longest position table of a BERT-family checkpoint (ModernBERT); the backbone's own limit is checked on load.
 MAX_SEQUENCE_LENGTH = 8192
 # NumPy's and TensorFlow's seeds are unsigned 32-bit integers.
 MAX_SEED = 2**32 - 1

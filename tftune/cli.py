@@ -34,10 +34,7 @@ _USER_ERRORS = (ValueError, OSError, BackboneUnavailableError, DatasetUnavailabl
 _KEYWORD_FLAGS = {
     "train": {"name": "--model-name", "base_dir": "--export-dir", "image_key": "--text-key"},
     "lr-find": {"name": "--model-name", "base_dir": "--export-dir", "image_key": "--text-key"},
-    "export": {"base_dir": "--base-dir", "warmup": "--no-warmup", "verify": "--no-verify"},
-    "evaluate": {},
-    "predict": {},
-    "info": {},
+    "export": {"warmup": "--no-warmup", "verify": "--no-verify"},
 }
 
 
@@ -167,7 +164,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     model.add_argument("--sequence-length", type=_number, help="text: tokens per example (default 64)")
     model.add_argument("--image-size", type=_number, nargs=2, metavar=("HEIGHT", "WIDTH"), help="image: model input size (default 32 32)")
     model.add_argument("--pooling", help="text: cls, mean or max (default: what the checkpoint was trained with, else cls)")
-    model.add_argument("--tpu", help="Cloud TPU name or grpc:// address, for --strategy tpu or auto (default: $TPU_NAME)")
+    model.add_argument("--tpu", help="Cloud TPU name or grpc:// address for --strategy tpu / auto (default: $TPU_NAME)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=_number, help="default 3")
     training.add_argument("--batch-size", type=_number, help="per replica (text default 16, image 32); the global batch is this times the replicas")

@@ -203,8 +203,8 @@ class RecipeConfig:
         schedule = self.resolved_schedule()
         if schedule == unfreeze.SPREAD and self.epochs < 2:
             return (
-                f"schedule 'spread' spreads unfreezing over the epochs and needs epochs >= 2; got epochs={self.epochs}. "
-                f"Use more epochs, or schedule {unfreeze.HEAD_FIRST} / {unfreeze.ALL}."
+                f"schedule 'spread' spreads unfreezing over the epochs and needs epochs >= 2; "
+                f"got epochs={self.epochs}. Use more epochs, or schedule {unfreeze.HEAD_FIRST} / {unfreeze.ALL}."
             )
         if schedule in SCHEDULES:
             return None
