@@ -65,7 +65,7 @@ ROWS = {
     "gradual_decay": ("gradual + layer decay 1/2.6", True, "auto", ULMFIT_LAYER_DECAY, None),
     "random_init": ("random init, the default: all from the start", False, "auto", None, None),
     # Not run unless asked for (--rows ... spread): ULMFiT's spread, behind "head_first" on every task so far.
-    "spread": ("gradual, ULMFiT-style spread", True, "gradual", None, None),
+    "spread": ("gradual, ULMFiT-style spread", True, "spread", None, None),
     # LoRA on the family's targets (BERT: query / value), the default schedule (head first, then the adapters),
     # at LoRA's own rate (tftune.lora.LEARNING_RATE). Text tasks: --tasks rt_binary --rows lora_4 lora_8 lora_16.
     "lora_4": ("LoRA r=4", True, "auto", None, 4),
@@ -185,6 +185,7 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         "majority": max(validation_counts) / sum(validation_counts),
         "wall_time": wall_time,
         "trainable_fraction": trainable / result.model.count_params(),
+        "learning_rate": config.learning_rate if lora_rank is None else tftune.lora.LEARNING_RATE,
     }
 
 

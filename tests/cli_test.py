@@ -80,28 +80,42 @@ def test_every_bad_flag_is_reported_in_one_line(capsys):
     )
     assert line.startswith("tftune train: error: 5 invalid options:")
     for expected in (
-        "learning_rate must be a number in (0, 1); got 5.",
-        "validation_fraction must be a number in (0, 1); got 1.5.",
-        "sequence_length must be an integer >= 1; got 0.",
-        "precision must be one of 'auto', 'float32', 'mixed_float16', 'mixed_bfloat16'; got 'float8'.",
-        "epochs must be an integer >= 1; got 'two'.",
+        "--learning-rate must be a number in (0, 1); got 5.",
+        "--validation-fraction must be a number in (0, 1); got 1.5.",
+        "--sequence-length must be an integer in [1, 8192]; got 0.",
+        "--precision must be one of 'auto', 'float32', 'mixed_float16', 'mixed_bfloat16'; got 'float8'.",
+        "--epochs must be an integer >= 1; got 'two'.",
     ):
         assert expected in line
 
 
 @pytest.mark.parametrize(
-    "text, position, problem",
+    "text, problem",
     [
-        ("task: text\nepochs: [3\nbatch_size: 8\n", "line 3, column 11", "expected ',' or ']', but got ':'"),
-        ("task: text\n  epochs: 3\n", "line 2, column 9", "mapping values are not allowed here"),
-        ("task: text\n\tepochs: 3\n", "line 2, column 1", "found character '\\t' that cannot start any token"),
+        # The parser stops on line 3; the list it was reading opened on line 2: both are named, each line quoted
+        # with <here> where the parser points.
+        (
+            "task: text\nepochs: [3\nbatch_size: 8\n",
+            "line 3, column 11 ('batch_size<here>: 8'): expected ',' or ']', but got ':', while parsing a flow "
+            "sequence at line 2, column 9 ('epochs: <here>[3')",
+        ),
+        (
+            "task: text\nlearning_rate 5e-5\nepochs: 2\n",
+            "line 3, column 1 ('<here>epochs: 2'): could not find expected ':', while scanning a simple key at "
+            "line 2, column 1 ('<here>learning_rate 5e-5')",
+        ),
+        ("task: text\n  epochs: 3\n", "line 2, column 9 ('epochs<here>: 3'): mapping values are not allowed here"),
+        (
+            "task: text\n\tepochs: 3\n",
+            "line 2, column 1 ('<here>\\tepochs: 3'): found character '\\t' that cannot start any token",
+        ),
     ],
 )
-def test_malformed_yaml_is_one_line_with_file_line_and_column(tmp_path, capsys, text, position, problem):
+def test_malformed_yaml_is_one_line_with_file_line_column_and_the_line(tmp_path, capsys, text, problem):
     path = tmp_path / "run.yaml"
     path.write_text(text)
     line = _error_line(capsys, ["train", "--config", str(path)])
-    assert line == f"tftune train: error: Config file {str(path)!r} is not valid YAML: {position}: {problem}."
+    assert line == f"tftune train: error: Config file {str(path)!r} is not valid YAML: {problem}."
 
 
 def test_malformed_json_is_one_line_with_file_line_and_column(tmp_path, capsys):
@@ -132,7 +146,7 @@ def _broken_bert(bert_dir, directory, *, drop=None, corrupt_weights=False) -> st
 @pytest.mark.parametrize(
     "breakage, expected",
     [
-        ("unknown", "Unknown backbone 'no_such_bert'"),
+        ("unknown", "Unknown --backbone 'no_such_bert'"),
         ("config.json", "is not a backbone tftune can load"),
         ("vocab.txt", "lacks ['vocab.txt']"),
         ("corrupt", "model.safetensors"),
@@ -221,7 +235,12 @@ def test_text_train_then_evaluate_a_held_out_file_and_the_export(bert_dir, tmp_p
          "--schedule", "all", "--learning-rate", "1e-4", "--batch-size", "16",
          "--output-dir", str(run), "--export-dir", str(saved_models), "--model-name", "reviews"]
     ) == 0
-    logged = capsys.readouterr().err.strip().splitlines()
+    trained = capsys.readouterr()
+    logged = trained.err.strip().splitlines()
+    # stdout is no terminal here: the fit prints one line per epoch (Keras verbose=2), no per-step progress bar.
+    fit_output = trained.out[: trained.out.rindex(" - val_loss: ")]
+    assert "\r" not in fit_output and "━" not in fit_output, fit_output
+    assert len([line for line in trained.out.splitlines() if " - loss: " in line]) == 2, trained.out
     model_path = str(run / "model.keras")
     # The printout ends with the exact next commands.
     assert logged[-3:] == [
@@ -309,10 +328,12 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     with open(first_log, "w") as output:
         killed = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
-    # Keras' progress bar has counted a step of epoch 2 (of 23): the process is mid-epoch.
-    while not re.search(r"Epoch 2/3\n.*?\d+/23", first_log.read_text(), re.DOTALL):
+    # Epoch 2 began (the log has one line per epoch: stdout is a file); 1 s later it is mid-epoch (of 23 steps).
+    while "Epoch 2/3" not in first_log.read_text():
         assert time.time() < deadline and killed.poll() is None, "the training process never reached epoch 2"
         time.sleep(0.05)
+    time.sleep(1)
+    assert killed.poll() is None and "Epoch 3/3" not in first_log.read_text()
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     first_output = first_log.read_text()
@@ -323,6 +344,9 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _epoch_lines(resumed.stdout) == ["Epoch 2/3", "Epoch 3/3"]  # not restarted from epoch 1
+    # ... and it says so, in one line: the epoch and the unfreezing stage ("0:1,1:3,2:all": stage 2 of 3).
+    assert f"Resuming from epoch 2 of 3, stage 2 of 3 (head, stage_4, stage_3, stage_2 trainable): restored from " \
+           f"{run / 'checkpoints' / 'backup'}" in resumed.stderr.splitlines(), resumed.stderr
     assert resumed.stderr.strip().splitlines()[-1] == f"tftune predict {saved_models / 'digits'} image.jpg"
     metrics = _metrics(run)
     trainable = metrics["history"]["trainable_params"]
@@ -368,9 +392,9 @@ def test_bad_transfer_options_are_one_line(capsys):
     line = _error_line(capsys, ["train", "--task", "text", "--pooling", "sum", "--class-weight", "inverse",
                                 "--head-learning-rate", "-1"])
     assert "3 invalid options" in line
-    assert "pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
-    assert "class_weight must be one of None, 'balanced'; got 'inverse'" in line
-    assert "head_learning_rate must be a number in (0, 1); got -1" in line
+    assert "--pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
+    assert "--class-weight must be one of None, 'balanced'; got 'inverse'" in line
+    assert "--head-learning-rate must be a number in (0, 1); got -1" in line
 
 
 @pytest.mark.slow

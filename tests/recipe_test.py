@@ -1,11 +1,14 @@
 """The recipe engine: RecipeConfig checks, unfreezing schedules, next commands, and real end-to-end runs."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
 
 import tftune
-from tftune.recipe import RecipeConfig, next_commands, run_recipe, unfreezing_schedule
+from tftune import recipe, unfreeze
+from tftune.recipe import RecipeConfig, check_steps, next_commands, run_recipe, unfreezing_schedule
 
 
 @pytest.mark.parametrize(
@@ -14,9 +17,18 @@ from tftune.recipe import RecipeConfig, next_commands, run_recipe, unfreezing_sc
         ({"schedule": "sometimes"}, "schedule must be one of .* got 'sometimes'"),
         ({"epochs": 0}, "epochs must be an integer >= 1; got 0"),
         ({"batch_size": 2.5}, "batch_size must be an integer >= 1; got 2.5"),
-        ({"epochs": 1, "schedule": "gradual"}, "needs epochs >= 2"),
+        ({"epochs": 1, "schedule": "spread"}, "needs epochs >= 2"),
+        ({"schedule": "gradual"}, "schedule must be one of auto, head_first, spread, head_only, all or"),
+        ({"epochs": 3, "schedule": "0:0,3:all"}, r"starts a stage at epoch 3, but epochs=3 trains epochs 0..2"),
+        ({"layer_decay": 0}, r"layer_decay must be in \(0, 1\]"),
+        ({"seed": 2**40}, "seed must be an integer in \\[0, 4294967295\\]; got 1099511627776"),
+        ({"max_examples": 3}, "max_examples must be an integer >= 4; got 3"),
+        ({"image_size": (4096, 4096)}, r"two integers in \[32, 2048\]"),
+        ({"sequence_length": 100000}, r"sequence_length must be an integer in \[1, 8192\]"),
+        ({"encoding": "klingon"}, "encoding must be a Python codec name"),
+        ({"model_name": "my model/v2"}, "model_name 'my model/v2' is not a valid model name"),
         ({"learning_rate": 3.0}, r"learning_rate must be a number in \(0, 1\); got 3.0"),
-        ({"image_size": (16, 16)}, r"image_size must be \(height, width\), two integers >= 32"),
+        ({"image_size": (16, 16)}, r"image_size must be \(height, width\), two integers in \[32, 2048\]"),
         ({"augmentation": ["flip", "blur"]}, "augmentation must be one of 'flip', 'crop', 'rotation'; got 'blur'"),
         ({"strategy": "cluster"}, "strategy must be one of 'auto', 'cpu'"),
         ({"colour": "blue"}, r"Unknown recipe options \['colour'\]"),
@@ -41,18 +53,25 @@ def test_every_bad_option_is_listed_in_one_error():
         RecipeConfig.for_task("audio")
 
 
-def test_unfreezing_schedules():
-    assert unfreezing_schedule("head_first") == "head_first"
-    assert unfreezing_schedule("gradual") == "spread"
+def test_one_schedule_vocabulary():
+    # The recipe names are GradualUnfreezing's names ("head_first", "spread") and its fixed schedules.
+    assert set(recipe.SCHEDULES) == {"auto", unfreeze.HEAD_FIRST, unfreeze.SPREAD, "head_only", unfreeze.ALL}
+    for name in (unfreeze.HEAD_FIRST, unfreeze.SPREAD):
+        assert unfreezing_schedule(name) == name
+        assert unfreeze.GradualUnfreezing(unfreezing_schedule(name)).get_config()["schedule"] == name
     assert unfreezing_schedule("head_only") == {0: 0}
+    assert unfreezing_schedule("all") == {0: "all"}
     assert dict(unfreezing_schedule("0:0,2:3,4:all")) == {0: 0, 2: 3, 4: "all"}
-    assert unfreezing_schedule("ulmfit") is None
+    # "auto" is decided in one function; the CLI help prints from it.
+    assert recipe.auto_schedule("pretrained") == "head_first" and recipe.auto_schedule(None) == "all"
+    assert recipe.schedule_help().startswith("auto: head_first with pretrained weights, all without; head_first: ")
+    assert all(f"{name}: " in recipe.schedule_help() for name in recipe.SCHEDULES)
     # "auto": what benchmarks/quality.py measured best at equal epochs. Pretrained weights, BERT or ResNet: the
     # head alone for half of the first epoch, then every group; without pretrained weights, every group from the start.
     assert RecipeConfig.for_task("text").resolved_schedule() == "head_first"
     assert RecipeConfig.for_task("text", weights=None).resolved_schedule() == "all"
     assert RecipeConfig.for_task("image").resolved_schedule() == "all"
-    assert RecipeConfig.for_task("text", schedule="gradual").resolved_schedule() == "gradual"
+    assert RecipeConfig.for_task("text", schedule="spread").resolved_schedule() == "spread"
     # A pretrained ResNet: head first too, and BatchNorm in inference mode.
     pretrained_image = RecipeConfig.for_task("image", weights="pretrained")
     assert pretrained_image.resolved_schedule() == "head_first" and pretrained_image.resolved_keep_batchnorm_frozen()
@@ -61,6 +80,87 @@ def test_unfreezing_schedules():
     assert unfreezing.get_config()["schedule"] == "head_first" and unfreezing.keep_batchnorm_frozen
     random_image = RecipeConfig.for_task("image").unfreezing()
     assert random_image.get_config()["schedule"] == [[0, "all"]] and not random_image.keep_batchnorm_frozen
+
+
+def test_options_of_the_other_task_are_refused_naming_option_and_task():
+    with pytest.raises(ValueError) as error:
+        RecipeConfig.for_task("text", image_size=(64, 64), augmentation=("flip",))
+    assert str(error.value).splitlines()[1:] == [
+        "  - augmentation applies to image tasks only, and the task is 'text': remove it.",
+        "  - image_size applies to image tasks only, and the task is 'text': remove it.",
+    ]
+    with pytest.raises(ValueError) as error:
+        RecipeConfig.for_task("image", sequence_length=32, pooling="mean", encoding="latin-1")
+    assert [line.split()[1] for line in str(error.value).splitlines()[1:]] == ["encoding", "pooling", "sequence_length"]
+    assert "applies to text tasks only, and the task is 'image'" in str(error.value)
+    # The defaults of the other task are not "given": a plain config of either task passes.
+    RecipeConfig.for_task("image")
+    RecipeConfig.for_task("text")
+
+
+def test_weights_and_backbone_files_are_checked_before_any_work(tmp_path):
+    not_weights = tmp_path / "notes.weights.h5"
+    not_weights.write_text("not an HDF5 file")
+    with pytest.raises(ValueError, match=r"weights '.*notes.weights.h5' is not a Keras .weights.h5 file"):
+        RecipeConfig.for_task("image", weights=str(not_weights))
+    with pytest.raises(ValueError, match=r"weights must be 'pretrained', none .* got '.*missing.weights.h5'\."):
+        RecipeConfig.for_task("image", weights=str(tmp_path / "missing.weights.h5"))
+    real = tmp_path / "real.weights.h5"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save_weights(str(real))
+    assert RecipeConfig.for_task("image", weights=str(real)).weights == str(real)
+    backbone = tmp_path / "bert"
+    backbone.mkdir()
+    (backbone / "config.json").write_text('{"hidden_size": 384,\n "num_layers": }')
+    with pytest.raises(ValueError) as error:
+        RecipeConfig.for_task("text", backbone=str(backbone))
+    assert str(error.value) == (
+        f"backbone {str(backbone)!r}: its config.json is not valid JSON (line 2, column 16: Expecting value). "
+        f"Fix or re-download {str(backbone / 'config.json')!r}."
+    )
+
+
+def test_output_paths_and_the_model_name_are_checked_before_any_work(tmp_path):
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    with pytest.raises(ValueError) as error:
+        RecipeConfig.for_task(
+            "text", output_dir=str(a_file), export_dir=str(a_file / "exports"), model_name="my model/v2"
+        )
+    assert str(error.value).splitlines()[1:] == [
+        "  - model_name 'my model/v2' is not a valid model name: use letters, digits, '_', '-' and '.', starting "
+        "with a letter or digit, without '..' (for example 'reviews').",
+        f"  - output_dir {str(a_file)!r} is a file; pass a directory (a new or an existing one).",
+        f"  - export_dir {str(a_file / 'exports')!r} cannot be created: {str(a_file)!r} is a file; pass a directory "
+        f"(a new or an existing one).",
+    ]
+    exports = tmp_path / "exports"
+    (exports).mkdir()
+    (exports / "reviews").write_text("")
+    with pytest.raises(ValueError, match=r"export_dir \+ model_name '.*reviews' is a file"):
+        RecipeConfig.for_task("text", export_dir=str(exports), model_name="reviews")
+    # A dataset given by a path names the model after its file: a valid name, whatever the path.
+    config = RecipeConfig.for_task("text", dataset="/abs/path/My Reviews (2024).csv", output_dir=str(tmp_path / "r"))
+    assert config.resolved_model_name() == "My_Reviews_2024_text"
+    assert RecipeConfig.for_task("image", dataset=str(tmp_path) + "/").resolved_model_name() == f"{tmp_path.name}_image"
+    assert RecipeConfig.for_task("text", dataset="glue/sst2").resolved_model_name() == "glue_sst2_text"
+
+
+def test_a_schedule_the_steps_cannot_reach_is_refused_with_the_numbers(caplog):
+    one_epoch = RecipeConfig.for_task("text", epochs=1)
+    with pytest.raises(ValueError) as error:
+        check_steps(one_epoch, train_size=20, global_batch=32)
+    assert str(error.value) == (
+        "schedule 'head_first' unfreezes the backbone after step 1, but 1 epoch(s) of 20 training examples at a "
+        "global batch of 32 are 1 step(s): the backbone would never train. Lower batch_size (to at most 10), raise "
+        "epochs, or use schedule 'all' or 'head_only'."
+    )
+    check_steps(one_epoch, train_size=20, global_batch=10)  # 2 steps: the backbone trains from step 1
+    with caplog.at_level(logging.WARNING, logger="tftune"):
+        check_steps(RecipeConfig.for_task("text", epochs=2), train_size=20, global_batch=32)
+    assert "The global batch (32) is larger than the 20 training examples: each epoch is one step of 20." in (
+        caplog.text
+    )
+    check_steps(RecipeConfig.for_task("text", epochs=1, schedule="all"), train_size=20, global_batch=32)
 
 
 def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):
@@ -85,7 +185,7 @@ def test_next_commands_name_held_out_data_of_the_training_kind(tmp_path):
 @pytest.mark.slow
 def test_gradual_recipe_run_spreads_the_groups_and_writes_every_file(small_resnet_preset, tmp_path):
     config = RecipeConfig.for_task(
-        "image", backbone=small_resnet_preset, max_examples=40, epochs=3, batch_size=8, schedule="gradual",
+        "image", backbone=small_resnet_preset, max_examples=40, epochs=3, batch_size=8, schedule="spread",
         output_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "saved_models"), model_name="digits",
     )
     result = run_recipe(config)

@@ -18,10 +18,23 @@ raise_errors(
 
 from __future__ import annotations
 
+import codecs
+import os
+import re
 from collections.abc import Iterable, Sequence
 
 # A ResNet halves the resolution five times: smaller inputs collapse to nothing.
 MIN_IMAGE_SIZE = 32
+# A ResNet50 batch of 32 at 2048x2048 already needs ~100 GB of activations to train: larger is a typo.
+MAX_IMAGE_SIZE = 2048
+# The longest position table of a BERT-family checkpoint (ModernBERT); the backbone's own limit is checked on load.
+MAX_SEQUENCE_LENGTH = 8192
+# NumPy's and TensorFlow's seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+# A held-out split of a two-class subset needs a training and a validation example of each class.
+MIN_EXAMPLES = 4
+# TF Serving model names: letters, digits, '_', '-' and '.', starting with a letter or digit (and no '..').
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def integer_error(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> str | None:
@@ -53,17 +66,83 @@ def choice_error(name: str, value, choices: Sequence) -> str | None:
 
 
 def image_size_error(name: str, value) -> str | None:
-    """The problem with `value` as a (height, width) image size, or None: both integers >= MIN_IMAGE_SIZE."""
+    """The problem with `value` as a (height, width) image size, or None: both integers in [32, 2048]."""
     if (
         isinstance(value, (str, bytes))
         or not isinstance(value, Iterable)
         or len(tuple(value)) != 2
-        or any(integer_error(name, side, minimum=MIN_IMAGE_SIZE) for side in value)
+        or any(integer_error(name, side, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE) for side in value)
     ):
         return (
-            f"{name} must be (height, width), two integers >= {MIN_IMAGE_SIZE} (a ResNet downsamples 32x); "
-            f"got {value!r}."
+            f"{name} must be (height, width), two integers in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (a ResNet "
+            f"downsamples 32x; larger images do not fit in memory for training: resize them); got {value!r}."
         )
+    return None
+
+
+def sequence_length_error(name: str, value) -> str | None:
+    """The problem with `value` as tokens per text example, or None: an integer in [1, 8192]."""
+    return integer_error(name, value, minimum=1, maximum=MAX_SEQUENCE_LENGTH)
+
+
+def seed_error(name: str, value) -> str | None:
+    """The problem with `value` as a random seed, or None: an integer in [0, 2**32 - 1] (NumPy's range)."""
+    return integer_error(name, value, minimum=0, maximum=MAX_SEED)
+
+
+def max_examples_error(name: str, value) -> str | None:
+    """The problem with `value` as a cap on the examples used, or None: unset, or an integer >= 4.
+
+    Four is the least a held-out split of two classes can work with (a
+    training and a validation example of each).
+    """
+    return None if value is None else integer_error(name, value, minimum=MIN_EXAMPLES)
+
+
+def layer_decay_error(name: str, value) -> str | None:
+    """The problem with `value` as a per-group learning-rate decay, or None: unset, or a number in (0, 1]."""
+    if value is None or (number_error(name, value, maximum=1) is None and value > 0):
+        return None
+    return f"{name} must be in (0, 1] (ULMFiT uses 1/2.6 ~ 0.38) or unset for one rate; got {value!r}."
+
+
+def encoding_error(name: str, value) -> str | None:
+    """The problem with `value` as a text file encoding, or None: a Python codec name."""
+    try:
+        codecs.lookup(value)
+    except (LookupError, TypeError):
+        return f"{name} must be a Python codec name such as 'utf-8', 'latin-1' or 'cp1252'; got {value!r}."
+    return None
+
+
+def model_name_error(name: str, value) -> str | None:
+    """The problem with `value` as a served model's name, or None: letters, digits, '_', '-', '.'; no '..'."""
+    if isinstance(value, str) and _MODEL_NAME.fullmatch(value) and ".." not in value:
+        return None
+    return (
+        f"{name} {value!r} is not a valid model name: use letters, digits, '_', '-' and '.', starting with a "
+        f"letter or digit, without '..' (for example 'reviews')."
+    )
+
+
+def directory_error(name: str, path) -> str | None:
+    """The problem with `path` as a directory to write into, or None.
+
+    Fine when it is a writable directory, or does not exist yet and its
+    nearest existing parent is a writable directory (it will be created).
+    """
+    try:
+        path = os.path.abspath(os.fspath(path))
+    except TypeError:
+        return f"{name} must be a directory path; got {path!r}."
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        problem = "is a file" if existing == path else f"cannot be created: {existing!r} is a file"
+        return f"{name} {path!r} {problem}; pass a directory (a new or an existing one)."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{name} {path!r} cannot be written: {existing!r} is not writable. Pass a writable directory."
     return None
 
 
@@ -85,9 +164,14 @@ def _within(value, minimum, maximum, exclusive: bool) -> bool:
 def _range_text(minimum, maximum, exclusive: bool) -> str:
     if minimum is not None and maximum is not None:
         low, high = ("(", ")") if exclusive else ("[", "]")
-        return f" in {low}{minimum:g}, {maximum:g}{high}"
+        return f" in {low}{_bound(minimum)}, {_bound(maximum)}{high}"
     if minimum is not None:
-        return f" {'>' if exclusive else '>='} {minimum:g}"
+        return f" {'>' if exclusive else '>='} {_bound(minimum)}"
     if maximum is not None:
-        return f" {'<' if exclusive else '<='} {maximum:g}"
+        return f" {'<' if exclusive else '<='} {_bound(maximum)}"
     return ""
+
+
+def _bound(value) -> str:
+    """An integer bound in full (4294967295, not 4.29497e+09); any other number short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"

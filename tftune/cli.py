@@ -16,15 +16,26 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 
-from tftune import distribute, lr_finder, recipe
+import yaml
+
+from tftune import _backend, distribute, lr_finder, recipe
+from tftune._validation import directory_error, raise_errors
 from tftune.families import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
 
 # What a user can cause and fix: reported as one line, exit status 2, no traceback.
 _USER_ERRORS = (ValueError, OSError, BackboneUnavailableError, DatasetUnavailableError)
+# Python keyword arguments whose CLI flag is not `--<keyword with dashes>`, per command. Every other
+# keyword an error message names (`label_key=`, `batch_size must ...`) is shown as its flag (`--label-key`).
+_KEYWORD_FLAGS = {
+    "train": {"name": "--model-name", "base_dir": "--export-dir", "image_key": "--text-key"},
+    "lr-find": {"name": "--model-name", "base_dir": "--export-dir", "image_key": "--text-key"},
+    "export": {"warmup": "--no-warmup", "verify": "--no-verify"},
+}
 
 
 class _ConsoleHandler(logging.StreamHandler):
@@ -94,6 +105,34 @@ def _number(text: str) -> int | float | str:
     return text
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping and reads `5e-5` as a number.
+
+    YAML 1.1 (PyYAML) reads a float only with a dot (`5.0e-5`); YAML 1.2 and
+    JSON read `5e-5` as a number too, and so does a tftune config file.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        first_lines = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in first_lines:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice, on lines {first_lines[key]} and {line}: keep one",
+                    key_node.start_mark,
+                )
+            first_lines.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) -> None:
     """Add the recipe flags to `parser` (defaults stay unset, so a config file can supply them).
 
@@ -125,6 +164,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     model.add_argument("--sequence-length", type=_number, help="text: tokens per example (default 64)")
     model.add_argument("--image-size", type=_number, nargs=2, metavar=("HEIGHT", "WIDTH"), help="image: model input size (default 32 32)")
     model.add_argument("--pooling", help="text: cls, mean or max (default: what the checkpoint was trained with, else cls)")
+    model.add_argument("--tpu", help="Cloud TPU name or grpc:// address for --strategy tpu / auto (default: $TPU_NAME)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=_number, help="default 3")
     training.add_argument("--batch-size", type=_number, help="per replica (text default 16, image 32); the global batch is this times the replicas")
@@ -132,7 +172,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     training.add_argument("--head-learning-rate", type=_number, help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)")
     training.add_argument("--class-weight", help="'balanced' weighs each class by n / (classes * n_class); default none")
     training.add_argument("--layer-decay", type=_number, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
-    training.add_argument("--schedule", help="auto (what benchmarks/quality.py measured best: head_first with pretrained weights, all without), head_first (the head alone for half of the first epoch, then every group), gradual (spread over the epochs), ulmfit (one group per epoch), head_only, all, or EPOCH:GROUPS pairs like 0:0,1:2,2:all")
+    training.add_argument("--schedule", help=f"unfreezing schedule (default auto). {recipe.schedule_help()}")
     training.add_argument("--warmup-steps", type=_number, help="linear warm-up steps at the start of each unfreezing stage (default 10)")
     training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
     training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
@@ -183,18 +223,35 @@ def _read_config_file(path: str) -> dict:
                 f"Config file {path!r} is not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}."
             ) from None
     else:
-        import yaml
-
         try:
-            options = yaml.safe_load(text) or {}
+            options = yaml.load(text, Loader=_ConfigLoader) or {}
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            raise ValueError(f"Config file {path!r} is not valid YAML: {where}{problem}.") from None
+            raise ValueError(f"Config file {path!r} is not valid YAML: {_yaml_problem(error, text)}.") from None
     if not isinstance(options, Mapping):
         raise ValueError(f"Config file {path!r} must hold a mapping of option: value; got {type(options).__name__}.")
     return {str(key).replace("-", "_"): value for key, value in options.items()}
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """The parser's problem at its line and column, quoting that line with `<here>` where the parser stopped.
+
+    When the parser names where the construct it was reading began (`context`,
+    e.g. the key missing its ':' a line earlier), that place is given too.
+    """
+    lines = text.splitlines()
+
+    def place(mark) -> str:
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        pointed = f"{line[:mark.column]}<here>{line[mark.column:]}".strip()
+        return f"line {mark.line + 1}, column {mark.column + 1} ({pointed!r})"
+
+    problem_mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    message = f"{place(problem_mark)}: {problem}" if problem_mark is not None else problem
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None and context_mark.line != getattr(problem_mark, "line", None):
+        message += f", {context} at {place(context_mark)}"
+    return message
 
 
 def _info(arguments: argparse.Namespace) -> int:
@@ -248,6 +305,7 @@ def _evaluated_model(path: str):
 def _evaluate(arguments: argparse.Namespace) -> int:
     from tftune import report
 
+    raise_errors(None if arguments.output_dir is None else directory_error("output_dir", arguments.output_dir))
     model = _evaluated_model(arguments.model_path)
     data = recipe.evaluation_data(
         model, arguments.data, split=arguments.split, data_dir=arguments.data_dir, batch_size=arguments.batch_size
@@ -350,19 +408,74 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="texts for a text model, JPEG/PNG paths for an image model")
     predict.add_argument("--signature", default="serving_default")
     predict.set_defaults(run=_predict)
+    for command in (info, train, lr_find, evaluate, export, predict):
+        command.add_argument(
+            "--verbose", action="store_true",
+            help=f"also print what TensorFlow logged while loading (set {_backend.VERBOSE_ENV}=1 to see it live)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `tftune` console script: errors a user can fix end it with one line and exit status 2."""
+    """Entry point of the `tftune` console script: errors a user can fix end it with one line and exit status 2.
+
+    The line names CLI flags (`--label-key`), not the Python keywords the library's messages name.
+    """
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if arguments.verbose:
+        sys.stderr.write("".join(_backend.STARTUP_LOG))
     try:
         with _logs_shown():
             return arguments.run(arguments)
     except _USER_ERRORS as error:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        parser.exit(2, f"tftune {arguments.command}: error: {message}\n")
+        parser.exit(2, f"tftune {arguments.command}: error: {flag_names(message, arguments)}\n")
+
+
+# Arguments of the parsed command line that are not flags.
+_NOT_FLAGS = ("command", "run", "model_path", "data", "saved_model_dir", "inputs")
+
+
+def flag_names(message: str, arguments: argparse.Namespace) -> str:
+    """`message` with each Python keyword of the command's options written as its CLI flag.
+
+    `label_key=...` becomes `--label-key ...`, `overwrite=True` becomes
+    `--overwrite`, `seed must be` becomes `--seed must be`; keywords whose
+    flag differs (`name=` of `tftune train` is `--model-name`) come from
+    `_KEYWORD_FLAGS`. Quoted text is left alone.
+
+    Example:
+
+    ```python
+    import argparse
+    arguments = argparse.Namespace(command="train", seed=None, label_key=None)
+    tftune.cli.flag_names("seed must be an integer; pass label_key=... or name=...", arguments)
+    # '--seed must be an integer; pass --label-key ... or --model-name ...'
+    ```
+    """
+    aliases = _KEYWORD_FLAGS.get(arguments.command, {})
+    keywords = {key for key in vars(arguments) if key not in _NOT_FLAGS} | set(aliases)
+    flags = {keyword: aliases.get(keyword, "--" + keyword.replace("_", "-")) for keyword in keywords}
+    keyword_pattern = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    pattern = re.compile(
+        r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # quoted values (paths, a file's lines): the user's own text
+        rf"|(?<![\w./-])({keyword_pattern})(=(?:True|False)\b|=| must\b| applies\b|)(?![\w-])"
+    )
+
+    def replace(match: re.Match) -> str:
+        quoted, keyword, after = match.groups()
+        if quoted:
+            return quoted
+        if after in ("=True", "=False"):
+            return flags[keyword]
+        if after == "=":
+            return flags[keyword] + " "
+        if after or "_" in keyword or message[match.end() : match.end() + 2] in (" '", ' "'):
+            return flags[keyword] + after
+        return keyword  # a plain word ("the seed", "two epochs") that is not used as an option name here
+
+    return pattern.sub(replace, message)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from tftune._validation import integer_error, number_error, raise_errors
 
 _ADAPTERS = ("lora_kernel_a", "lora_kernel_b")
 # Adapters start from zero and are few: they want about 10x full fine-tuning's rate (LoRA paper, GLUE on BERT-base).
-LEARNING_RATE = 5e-4
+LEARNING_RATE = 2e-3
 # How far a merged kernel (float32, saved by Keras) may be from base + alpha / rank * A @ B of the same epoch.
 _MERGE_TOLERANCE = 1e-4
 _logger = logging.getLogger(__name__)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import json
 import logging
+import math
 import os
+import re
 import shlex
+import sys
 import time
 from collections.abc import Sequence
 
@@ -21,14 +25,45 @@ import tensorflow as tf
 
 from tftune import builders, distribute, export, families, lr_finder, report, train, unfreeze
 from tftune import data as data_lib
-from tftune._validation import choice_error, image_size_error, integer_error, number_error, raise_errors
+from tftune._validation import (
+    choice_error,
+    directory_error,
+    encoding_error,
+    image_size_error,
+    integer_error,
+    layer_decay_error,
+    max_examples_error,
+    model_name_error,
+    number_error,
+    raise_errors,
+    seed_error,
+    sequence_length_error,
+)
 
 _logger = logging.getLogger(__name__)
 
 TEXT_DEMO_DATASETS = {"rotten_tomatoes": "binary", "rotten_tomatoes_3class": "three_class"}
 IMAGE_DEMO_DATASETS = ("mnist_digits",)
-SCHEDULES = ("auto", "head_first", "gradual", "ulmfit", "head_only", "all")
+# The unfreezing schedules a recipe (and `tftune train --schedule`) names: GradualUnfreezing's named schedules,
+# its two fixed ones, and "auto" (`auto_schedule`). Any other schedule is written as "EPOCH:GROUPS,...".
+SCHEDULES = {
+    "auto": None,
+    unfreeze.HEAD_FIRST: "the head alone for half of the first epoch, then every group",
+    unfreeze.SPREAD: "head only in the first epoch, every group in the last, evenly in between",
+    "head_only": "the backbone stays frozen",
+    unfreeze.ALL: "every group from the start",
+}
 TASKS = ("text", "image")
+# The options that apply to one task only; the others are refused on it (not silently ignored).
+TASK_ONLY_OPTIONS = {
+    "sequence_length": "text",
+    "pooling": "text",
+    "encoding": "text",
+    "image_size": "image",
+    "augmentation": "image",
+}
+# The first bytes of an HDF5 file (`.weights.h5`).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 # Where tftune.fit's BackupAndRestore keeps the state of an interrupted run.
@@ -91,6 +126,7 @@ class RecipeConfig:
     keep_batchnorm_frozen: bool | None = None
     class_weight: str | dict | None = None
     strategy: str = "auto"
+    tpu: str | None = None
     precision: str = "auto"
     output_dir: str | None = None
     export_dir: str = "saved_models"
@@ -99,10 +135,14 @@ class RecipeConfig:
 
     @classmethod
     def for_task(cls, task: str, **options) -> RecipeConfig:
-        """The task's defaults overridden by `options`; every bad option is reported in one ValueError."""
+        """The task's defaults overridden by `options`; every bad option is reported in one ValueError.
+
+        An option of the other task (e.g. `image_size` for "text") is refused, not ignored.
+        """
         raise_errors(choice_error("task", task, TASKS))
         known = {field.name for field in dataclasses.fields(cls)} - {"task"}
         unknown = sorted(set(options) - known)
+        other_task = sorted(key for key in options if TASK_ONLY_OPTIONS.get(key, task) != task)
         merged = {**_TASK_DEFAULTS[task], **{key: value for key, value in options.items() if key in known}}
         if isinstance(merged.get("augmentation"), str):
             merged["augmentation"] = (merged["augmentation"],)
@@ -111,7 +151,12 @@ class RecipeConfig:
                 merged[key] = tuple(merged[key])
         config = cls(task=task, **merged)
         raise_errors(
-            f"Unknown recipe options {unknown}; known: {sorted(known)}." if unknown else None, *config.errors()
+            f"Unknown recipe options {unknown}; known: {sorted(known)}." if unknown else None,
+            *(
+                f"{key} applies to {TASK_ONLY_OPTIONS[key]} tasks only, and the task is {task!r}: remove it."
+                for key in other_task
+            ),
+            *config.errors(),
         )
         return config
 
@@ -126,32 +171,63 @@ class RecipeConfig:
             _schedule_error(self.schedule),
             integer_error("epochs", self.epochs, minimum=1),
             integer_error("batch_size", self.batch_size, minimum=1),
-            None if self.max_examples is None else integer_error("max_examples", self.max_examples, minimum=4),
+            max_examples_error("max_examples", self.max_examples),
             number_error("learning_rate", self.learning_rate, minimum=0, maximum=1, exclusive=True),
             None
             if self.head_learning_rate is None
             else number_error("head_learning_rate", self.head_learning_rate, minimum=0, maximum=1, exclusive=True),
             choice_error("pooling", self.pooling, (None, *families.POOLINGS)),
-            None if isinstance(self.class_weight, dict) else choice_error("class_weight", self.class_weight, (None, "balanced")),
+            None
+            if isinstance(self.class_weight, dict)
+            else choice_error("class_weight", self.class_weight, (None, "balanced")),
             number_error("validation_fraction", self.validation_fraction, minimum=0, maximum=1, exclusive=True),
-            integer_error("sequence_length", self.sequence_length, minimum=1),
+            sequence_length_error("sequence_length", self.sequence_length),
             image_size_error("image_size", self.image_size),
             *(choice_error("augmentation", name, data_lib.AUGMENTATIONS) for name in self.augmentation),
-            None if self.layer_decay is None else number_error("layer_decay", self.layer_decay, minimum=0, maximum=1),
+            encoding_error("encoding", self.encoding),
+            layer_decay_error("layer_decay", self.layer_decay),
             integer_error("warmup_steps", self.warmup_steps, minimum=0),
             choice_error("strategy", self.strategy, distribute.STRATEGIES),
             choice_error("precision", self.precision, distribute.PRECISIONS),
-            integer_error("seed", self.seed, minimum=0),
-            self._gradual_error(),
+            seed_error("seed", self.seed),
+            _weights_error(self.weights),
+            _backbone_config_error(self.backbone),
+            self._schedule_epochs_error(),
+            *self._output_errors(),
         ]
 
-    def _gradual_error(self) -> str | None:
-        if integer_error("epochs", self.epochs, minimum=1) or self.resolved_schedule() != "gradual" or self.epochs > 1:
+    def _schedule_epochs_error(self) -> str | None:
+        """A schedule that `epochs` cannot reach: "spread" with one epoch, a stage at or after the last epoch."""
+        if integer_error("epochs", self.epochs, minimum=1) or _schedule_error(self.schedule):
+            return None
+        schedule = self.resolved_schedule()
+        if schedule == unfreeze.SPREAD and self.epochs < 2:
+            return (
+                f"schedule 'spread' spreads unfreezing over the epochs and needs epochs >= 2; "
+                f"got epochs={self.epochs}. Use more epochs, or schedule {unfreeze.HEAD_FIRST} / {unfreeze.ALL}."
+            )
+        if schedule in SCHEDULES:
+            return None
+        late = [start for start, _ in unfreeze.parse_schedule(schedule) if start >= self.epochs]
+        if not late:
             return None
         return (
-            f"schedule 'gradual' spreads unfreezing over the epochs and needs epochs >= 2; got epochs={self.epochs}. "
-            f"Use more epochs, or schedule all / head_only / ulmfit."
+            f"schedule {schedule!r} starts a stage at epoch {late[0]}, but epochs={self.epochs} trains epochs "
+            f"0..{self.epochs - 1}: that stage would never train. Use epochs >= {late[-1] + 1} or earlier stages."
         )
+
+    def _output_errors(self) -> list[str | None]:
+        """Every path the run writes and the export's name, checked before any training."""
+        name_error = model_name_error("model_name", self.resolved_model_name())
+        export_dir_error = directory_error("export_dir", self.export_dir)
+        return [
+            name_error,
+            directory_error("output_dir", self.resolved_output_dir()),
+            export_dir_error,
+            None
+            if name_error or export_dir_error
+            else directory_error("export_dir + model_name", os.path.join(self.export_dir, self.resolved_model_name())),
+        ]
 
     def resolved_keep_batchnorm_frozen(self) -> bool:
         """Unset: BatchNorm stays in inference mode when fine-tuning pretrained image weights.
@@ -164,14 +240,7 @@ class RecipeConfig:
         return self.task == "image" and self.weights is not None
 
     def resolved_schedule(self) -> str:
-        """The schedule name "auto" stands for: "head_first" for pretrained weights, else "all".
-
-        What benchmarks/quality.py measured at equal epochs: the head alone for
-        half of the first epoch, then every group, is as good as full
-        fine-tuning (within 0.5 pt or ahead) on text and on images (BERT and
-        ResNet). A random backbone
-        (weights=None) has nothing to protect from a random head: every group
-        from the start.
+        """The schedule this config trains with: `schedule`, or for "auto" what `auto_schedule` picks.
 
         Example:
 
@@ -179,9 +248,7 @@ class RecipeConfig:
         tftune.RecipeConfig.for_task("text").resolved_schedule()  # 'head_first'
         ```
         """
-        if self.schedule != "auto":
-            return self.schedule
-        return "head_first" if self.weights is not None else "all"
+        return auto_schedule(self.weights) if self.schedule == "auto" else self.schedule
 
     def unfreezing(self) -> unfreeze.GradualUnfreezing:
         """The `GradualUnfreezing` callback this config trains with (its schedule and BatchNorm setting resolved).
@@ -200,7 +267,55 @@ class RecipeConfig:
         return self.output_dir or os.path.join("runs", self.resolved_model_name())
 
     def resolved_model_name(self) -> str:
-        return self.model_name or f"{self.dataset.replace('/', '_')}_{self.task}"
+        """`model_name`, else `<dataset>_<task>` with the dataset's file or folder name for a path.
+
+        Example:
+
+        ```python
+        tftune.RecipeConfig.for_task("text", dataset="/data/My Reviews.csv").resolved_model_name()  # 'My_Reviews_text'
+        ```
+        """
+        if self.model_name is not None:
+            return self.model_name
+        dataset = self.dataset
+        if os.path.isabs(dataset) or os.path.exists(dataset) or os.path.splitext(dataset)[1]:
+            dataset = os.path.splitext(os.path.basename(os.path.normpath(dataset)))[0]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip("._-")
+        return f"{stem}_{self.task}" if stem else self.task
+
+
+def auto_schedule(weights: str | None) -> str:
+    """The schedule "auto" stands for: "head_first" for pretrained (or given) weights, "all" for a random backbone.
+
+    What benchmarks/quality.py measured at equal epochs: the head alone for
+    half of the first epoch, then every group, is as good as full
+    fine-tuning (within 0.5 pt or ahead) on text and on images (BERT and
+    ResNet). A random backbone (weights=None) has nothing to protect from a
+    random head: every group from the start.
+
+    Example:
+
+    ```python
+    tftune.recipe.auto_schedule("pretrained"), tftune.recipe.auto_schedule(None)  # ('head_first', 'all')
+    ```
+    """
+    return unfreeze.HEAD_FIRST if weights is not None else unfreeze.ALL
+
+
+def schedule_help() -> str:
+    """What each recipe schedule name means, in one line (the `--schedule` help).
+
+    Example:
+
+    ```python
+    tftune.recipe.schedule_help().startswith("auto: head_first with pretrained weights, all without")  # True
+    ```
+    """
+    auto = f"{auto_schedule('pretrained')} with pretrained weights, {auto_schedule(None)} without"
+    meanings = {name: meaning or auto for name, meaning in SCHEDULES.items()}
+    return "; ".join(f"{name}: {meaning}" for name, meaning in meanings.items()) + (
+        "; or EPOCH:GROUPS pairs such as 0:0,1:2,3:all (top backbone groups trainable from that epoch)"
+    )
 
 
 def _schedule_error(schedule) -> str | None:
@@ -212,6 +327,41 @@ def _schedule_error(schedule) -> str | None:
         return (
             f"schedule must be one of {', '.join(SCHEDULES)} or 'EPOCH:GROUPS,...' such as '0:0,1:2,2:all'; "
             f"got {schedule!r}."
+        )
+    return None
+
+
+def _weights_error(weights) -> str | None:
+    """The problem with `weights` as "pretrained", None or a readable `.weights.h5` file, or None."""
+    if weights is None or weights == "pretrained":
+        return None
+    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        return (
+            f"weights must be 'pretrained', none (random init) or an existing .weights.h5 file; got {weights!r}"
+            f"{' (a directory)' if isinstance(weights, str) and os.path.isdir(weights) else ''}."
+        )
+    with open(weights, "rb") as weights_file:
+        signature = weights_file.read(len(_HDF5_SIGNATURE))
+    if signature != _HDF5_SIGNATURE:
+        return (
+            f"weights {os.fspath(weights)!r} is not a Keras .weights.h5 file (no HDF5 signature); pass one "
+            f"written by model.save_weights('….weights.h5'), 'pretrained', or none."
+        )
+    return None
+
+
+def _backbone_config_error(backbone) -> str | None:
+    """The problem with a backbone folder's config.json (not JSON), or None; the backbone itself is resolved later."""
+    path = os.path.join(backbone, "config.json") if isinstance(backbone, str) else None
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as config_file:
+            json.load(config_file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f"line {error.lineno}, column {error.colno}: {error.msg}" if hasattr(error, "lineno") else error
+        return (
+            f"backbone {backbone!r}: its config.json is not valid JSON ({where}). Fix or re-download {path!r}."
         )
     return None
 
@@ -254,11 +404,13 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     """
     config.check()
     keras.utils.set_random_seed(config.seed)
+    strategy = distribute.get_strategy(config.strategy, tpu=config.tpu)
+    _log_devices(strategy)
     output_dir = config.resolved_output_dir()
     history_path = _fresh_history(output_dir)
-    strategy = distribute.get_strategy(config.strategy)
     global_batch = distribute.global_batch_size(config.batch_size, strategy)
     splits = load_splits(config)
+    check_steps(config, splits.train_size, global_batch)
     model_spec = _model_spec(config, splits.label_names)
     pipelines = functools.cache(lambda model: prepared_data(config, model, splits, global_batch))
     unfreezing = config.unfreezing()
@@ -278,6 +430,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         class_weight=_class_weight(config, splits),
         checkpoint_dir=os.path.join(output_dir, "checkpoints"),
         callbacks=[keras.callbacks.CSVLogger(history_path, append=True)],
+        verbose=progress_verbosity(),
     )
     wall_time = time.time() - started
     model_path = save_model(result.model, os.path.join(output_dir, MODEL_FILE))
@@ -345,7 +498,7 @@ def sweep_learning_rate(
     raise_errors(choice_error("stage", stage, ("head", "all")))
     config.check()
     keras.utils.set_random_seed(config.seed)
-    strategy = distribute.get_strategy(config.strategy)
+    strategy = distribute.get_strategy(config.strategy, tpu=config.tpu)
     splits = load_splits(config)
     with strategy.scope(), distribute.precision_scope(distribute.precision_policy(config.precision, strategy)):
         model = _model_spec(config, splits.label_names).build()
@@ -422,27 +575,77 @@ def next_commands(config: RecipeConfig, model_path: str, saved_model_path: str) 
     )
 
 
-def unfreezing_schedule(schedule: str) -> dict | tuple | str | None:
-    """The `GradualUnfreezing` schedule a recipe schedule name (or "EPOCH:GROUPS,..." text) stands for.
+def unfreezing_schedule(schedule: str) -> dict | tuple | str:
+    """The `GradualUnfreezing` schedule a recipe schedule (a name of `SCHEDULES` but "auto", or "EPOCH:GROUPS,...").
 
-    "head_first" is the head alone for half of the first epoch, then every
-    group (`tftune.head_first_schedule`); "gradual" is "spread" (head only
-    first, every group in the last epoch, evenly in between:
-    `tftune.spread_schedule`); "ulmfit" is `None`, GradualUnfreezing's default
-    of one more group per epoch.
+    "head_first" and "spread" are GradualUnfreezing's names of the same
+    schedules (`tftune.head_first_schedule`, `tftune.spread_schedule`);
+    "head_only" is `{0: 0}` and "all" is `{0: "all"}`.
 
     Example:
 
     ```python
-    tftune.recipe.unfreezing_schedule("gradual"), tftune.recipe.unfreezing_schedule("0:0,2:all")
+    tftune.recipe.unfreezing_schedule("spread"), tftune.recipe.unfreezing_schedule("0:0,2:all")
     # ('spread', ((0, 0), (2, 'all')))
     ```
     """
-    names = {
-        "head_first": unfreeze.HEAD_FIRST, "gradual": unfreeze.SPREAD, "ulmfit": None, "head_only": {0: 0},
-        "all": {0: unfreeze.ALL},
-    }
-    return names[schedule] if schedule in names else unfreeze.parse_schedule(schedule)
+    fixed = {"head_only": {0: 0}, unfreeze.ALL: {0: unfreeze.ALL}}
+    if schedule in (unfreeze.HEAD_FIRST, unfreeze.SPREAD):
+        return schedule
+    return fixed[schedule] if schedule in fixed else unfreeze.parse_schedule(schedule)
+
+
+def check_steps(config: RecipeConfig, train_size: int, global_batch: int) -> None:
+    """Refuse a schedule the run's steps cannot reach; warn when one batch holds the whole training set.
+
+    Runs once the data is loaded, before the model is built: "head_first"
+    unfreezes the backbone after half of the first epoch's steps, which a
+    single epoch of a single step never reaches.
+
+    Example:
+
+    ```python
+    config = tftune.RecipeConfig.for_task("text", epochs=2)
+    tftune.recipe.check_steps(config, train_size=20, global_batch=32)  # warns: one step per epoch
+    # With epochs=1: ValueError: schedule 'head_first' unfreezes the backbone after step 1, but 1 epoch(s) ...
+    ```
+    """
+    steps = math.ceil(train_size / global_batch)
+    if global_batch > train_size:
+        _logger.warning(
+            "The global batch (%d) is larger than the %d training examples: each epoch is one step of %d.",
+            global_batch, train_size, train_size,
+        )
+    if config.resolved_schedule() != unfreeze.HEAD_FIRST:
+        return
+    boundary = max(step for step, groups in unfreeze.head_first_schedule(steps).items() if groups == unfreeze.ALL)
+    if boundary >= config.epochs * steps:
+        raise ValueError(
+            f"schedule '{unfreeze.HEAD_FIRST}' unfreezes the backbone after step {boundary}, but {config.epochs} "
+            f"epoch(s) of {train_size} training examples at a global batch of {global_batch} are "
+            f"{config.epochs * steps} step(s): the backbone would never train. Lower batch_size (to at most "
+            f"{max(1, train_size // 2)}), raise epochs, or use schedule 'all' or 'head_only'."
+        )
+
+
+def progress_verbosity() -> int:
+    """Keras' `verbose` for training: the progress bar (1) on a terminal, one line per epoch (2) otherwise.
+
+    A log file or a pipe would otherwise hold every `\\r` update of the bar.
+
+    Example:
+
+    ```python
+    tftune.recipe.progress_verbosity()  # 2 under pytest (stdout captured)
+    ```
+    """
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _log_devices(strategy) -> None:
+    """One line when training runs on the CPU only (no GPU / TPU found)."""
+    if distribute.device_kind(strategy) == "CPU":
+        _logger.info("No GPU or TPU found: training on the CPU (%d core(s)).", os.cpu_count() or 1)
 
 
 def _class_weight(config: RecipeConfig, splits: data_lib.DataSplits) -> dict | None:
@@ -562,7 +765,8 @@ def evaluation_data(
         split = source
     splits = _LOADERS[model.kind](source, validation=split, label_names=model.labels, data_dir=data_dir)
     if isinstance(model, keras.Model):
-        return prepared_data(RecipeConfig.for_task(model.kind, batch_size=batch_size), model, splits).validation
+        # Only the batch size matters here: the config is not a run's (no output paths to check).
+        return prepared_data(RecipeConfig(task=model.kind, batch_size=batch_size), model, splits).validation
     if model.kind == "text":
         return splits.validation.batch(batch_size)
     images = splits.validation.map(lambda image, label: (tf.cast(image, tf.float32), label))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -17,6 +18,8 @@ from tftune._validation import integer_error, number_error, raise_errors
 from tftune.builders import ModelSpec
 from tftune.lora import LoraCheckpoint, enable_lora, lora_errors
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
+
+_logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class FitResult:
@@ -298,15 +301,40 @@ def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, ex
     callbacks = [unfreezing if unfreezing is not None else GradualUnfreezing()]
     if directory is not None:
         backup = os.path.join(directory, "backup")
-        callbacks.append(_BestWeightsCheckpoint(directory, monitor, resuming=os.path.isdir(backup)))
+        resuming = os.path.isdir(backup)
+        callbacks.append(_BestWeightsCheckpoint(directory, monitor, resuming))
         if lora:  # before BackupAndRestore: adapters are saved before each backup, restored after it
             callbacks.append(LoraCheckpoint(os.path.join(directory, "lora")))
         callbacks.append(keras.callbacks.BackupAndRestore(backup))
+        if resuming:
+            callbacks.append(_ResumeNotice(callbacks[0], backup))
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "logs")))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=False))
     return callbacks + list(extra)
+
+
+class _ResumeNotice(keras.callbacks.Callback):
+    """One line when a fit resumes from its backup: the epoch it resumes at and the unfreezing stage it is in."""
+
+    def __init__(self, unfreezing: GradualUnfreezing, backup: str):
+        super().__init__()
+        self._unfreezing, self._backup, self._said = unfreezing, backup, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._said or epoch == 0:  # epoch 0: the backup held no finished epoch, the fit starts afresh
+            return
+        self._said = True
+        unfreezing = self._unfreezing
+        position = epoch if unfreezing.unit == "epoch" else epoch * self.params["steps"]
+        boundaries = unfreezing.boundaries()
+        stage = 1 + sum(boundary <= position for boundary in boundaries)
+        groups = unfreezing.stages_entered[-1]["groups"] if unfreezing.stages_entered else []
+        _logger.info(
+            "Resuming from epoch %d of %d, stage %d of %d (%s trainable): restored from %s",
+            epoch + 1, self.params["epochs"], stage, len(boundaries) + 1, ", ".join(groups), self._backup,
+        )
 
 
 class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -145,6 +145,7 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     ```
     """
     saved_model_dir = version_dir(os.fspath(path))
+    check_saved_model_files(saved_model_dir)
     metadata = _read_metadata(saved_model_dir)
     with open(os.path.join(saved_model_dir, "assets", LABELS_ASSET), encoding="utf-8") as labels_file:
         labels = labels_file.read().splitlines()
@@ -155,6 +156,36 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     version = int(name) if name.isdigit() else int(metadata["version"])
     _logger.info("Loaded %s model %s (version %d, %d classes)", metadata["kind"], saved_model_dir, version, len(labels))
     return ServingModel(saved_model_dir, metadata["kind"], version, labels, metadata.get("image_size"), loaded)
+
+
+def check_saved_model_files(saved_model_dir: str) -> None:
+    """Raise `FileNotFoundError` naming what a SavedModel directory lacks: its variables or its labels.
+
+    A copy that left out `variables/` (or a truncated one) would otherwise
+    fail inside TensorFlow's loader.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    exported = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
+    tftune.export.client.check_saved_model_files(exported.path)  # complete: no error
+    ```
+    """
+    variables = os.path.join(saved_model_dir, "variables")
+    entries = os.listdir(variables) if os.path.isdir(variables) else []
+    required = {
+        os.path.join("variables", "variables.index"): "variables.index" in entries,
+        os.path.join("variables", "variables.data-*"): any(entry.startswith("variables.data-") for entry in entries),
+        os.path.join("assets", LABELS_ASSET): os.path.isfile(os.path.join(saved_model_dir, "assets", LABELS_ASSET)),
+    }
+    missing = [name for name, present in required.items() if not present]
+    if missing:
+        raise FileNotFoundError(
+            f"The SavedModel {saved_model_dir!r} is incomplete: it lacks {', '.join(missing)} (copied without its "
+            f"variables/ or assets/ folder, or the copy was cut short). Copy the whole version directory again, "
+            f"or re-export it with `tftune export MODEL.keras`."
+        )
 
 
 def predict_from_saved_model(
