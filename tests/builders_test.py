@@ -205,7 +205,7 @@ def test_bad_pooling_is_rejected_before_any_backbone_loads(bert_dir):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"image_size": (16, 64)}, r"image_size must be \(height, width\), two integers >= 32 .*; got \(16, 64\)"),
+        ({"image_size": (16, 64)}, r"image_size must be \(height, width\), two integers in \[32, 2048\] .*; got \(16, 64\)"),
         ({"image_size": (64,)}, "image_size must be"),
         ({"num_classes": 0}, "num_classes must be an integer >= 2; got 0"),
     ],

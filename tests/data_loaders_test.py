@@ -44,7 +44,7 @@ def test_lists_stratified_split_is_seeded_disjoint_and_counted(caplog):
     assert "18 train / 6 validation" in summary and "stratified 25%" in summary and "rotten" in summary
     small = data.load_text_splits((TEXTS, LABELS), max_examples=10, validation_fraction=0.2, verbose=False)
     assert small.train_size + small.validation_size == 10 and len(_all(small.train)) == small.train_size
-    with pytest.raises(ValueError, match=r"max_examples must be an integer >= 1; got 0"):
+    with pytest.raises(ValueError, match=r"max_examples must be an integer >= 4; got 0"):
         data.load_text_splits((TEXTS, LABELS), max_examples=0)
 
 

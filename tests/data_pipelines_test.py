@@ -80,7 +80,7 @@ def test_numpy_images_grayscale_to_rgb_and_augmentation_on_train_only():
 def test_image_pipelines_accept_exactly_the_sizes_the_builders_accept(image_size):
     images = np.zeros((8, 32, 32, 3), "uint8")
     splits = data.load_image_splits((images, [0, 1] * 4), validation_fraction=0.25, verbose=False)
-    with pytest.raises(ValueError, match=r"image_size must be \(height, width\), two integers >= 32"):
+    with pytest.raises(ValueError, match=r"image_size must be \(height, width\), two integers in \[32, 2048\]"):
         data.image_pipelines(splits, image_size, batch_size=4)
     with pytest.raises(ValueError, match=r"image_size must be \(height, width\)"):
         tftune.build_image_classifier("resnet50", 2, image_size=image_size, weights=None)

@@ -44,4 +44,4 @@ def test_split_options_are_checked_together():
     message = str(error.value)
     assert message.startswith("3 invalid options:")
     assert "validation_fraction must be a number in (0, 1); got 0" in message
-    assert "max_examples must be an integer >= 1; got -1" in message and "seed must be an integer" in message
+    assert "max_examples must be an integer >= 4; got -1" in message and "seed must be an integer" in message

@@ -74,8 +74,8 @@ def image_size_error(name: str, value) -> str | None:
         or any(integer_error(name, side, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE) for side in value)
     ):
         return (
-            f"{name} must be (height, width), two integers in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (a ResNet "
-            f"downsamples 32x; larger images do not fit in memory for training: resize them); got {value!r}."
+            f"{name} must be (height, width), two integers in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (CNN backbones "
+            f"downsample 32x; larger images do not fit in memory for training: resize them); got {value!r}."
         )
     return None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import difflib
@@ -54,15 +53,6 @@ class _TextTable:
                 f"Pass {argument}=<one of them>, or fix the file."
             )
         return [row[key] for row in self.rows]
-
-
-def _encoding_error(encoding: str) -> str | None:
-    """The problem with `encoding` as a text file encoding, or None."""
-    try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        return f"encoding must be a Python codec name such as 'utf-8', 'latin-1' or 'cp1252'; got {encoding!r}."
-    return None
 
 
 def missing_source_error(source: str, kind: str) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from tftune._validation import integer_error, number_error, raise_errors
+from tftune._validation import encoding_error, max_examples_error, number_error, raise_errors, seed_error
 from tftune.data.examples import _label_names_error
-from tftune.data.files import _encoding_error
 from tftune.data.sources import _describe, _read_images, _read_texts
 from tftune.data.splitting import DataSplits, _split_examples
 from tftune.data.tfds_sources import (
@@ -215,7 +214,7 @@ def _check_options(label_names, validation_fraction, max_examples, seed, encodin
     raise_errors(
         _label_names_error(label_names),
         number_error("validation_fraction", validation_fraction, minimum=0, maximum=1, exclusive=True),
-        None if max_examples is None else integer_error("max_examples", max_examples, minimum=1),
-        integer_error("seed", seed, minimum=0, maximum=2**32 - 1),
-        _encoding_error(encoding),
+        max_examples_error("max_examples", max_examples),
+        seed_error("seed", seed),
+        encoding_error("encoding", encoding),
     )

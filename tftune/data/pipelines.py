@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from tftune._validation import image_size_error, integer_error, raise_errors
+from tftune._validation import image_size_error, integer_error, raise_errors, seed_error
 from tftune.data.splitting import DataSplits
 from tftune.families.image import resize_image
 
@@ -171,7 +171,7 @@ def image_pipelines(
 def _pipeline_option_errors(batch_size, seed, cache, shuffle_buffer) -> list[str | None]:
     return [
         integer_error("batch_size (the global batch size)", batch_size, minimum=1),
-        integer_error("seed", seed),
+        seed_error("seed", seed),
         None
         if isinstance(cache, bool) or (isinstance(cache, str) and cache)
         else f"cache must be 'auto', True, False or a cache file path; got {cache!r}.",

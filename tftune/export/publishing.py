@@ -14,7 +14,6 @@ import errno
 import json
 import logging
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune._validation import integer_error, raise_errors
+from tftune._validation import integer_error, model_name_error, raise_errors
 from tftune.export._layout import versions
 from tftune.export.assets import (
     CustomOpReport,
@@ -49,7 +48,6 @@ _FLOAT32_TOLERANCE = 1e-5
 # kernels may round differently (measured here: identical on CPU).
 _MIXED_PRECISION_TOLERANCE = 1e-3
 # Model names end up in paths, models.config (a text proto) and shell commands.
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Write failures that mean "no room": a full disk, a quota, a file size limit.
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -142,7 +140,7 @@ def export_saved_model(
     name = model.name if name is None else name
     raise_errors(
         _labels_error(model),
-        _name_error(name),
+        model_name_error("name", name),
         None if version is None else integer_error("version", version, minimum=1),
         None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
         _warmup_examples_error(model.kind, warmup_examples),
@@ -238,15 +236,6 @@ def _labels_error(model) -> str | None:
     if bad:
         return f"Labels {bad} contain line breaks; the label asset holds one label per line: rename those classes."
     return None
-
-
-def _name_error(name) -> str | None:
-    if isinstance(name, str) and _MODEL_NAME.fullmatch(name) and ".." not in name:
-        return None
-    return (
-        f"name={name!r} is not a valid model name: use letters, digits, '_', '-' and '.', starting "
-        f"with a letter or digit, without '..' (for example 'reviews'); pass name=... to choose one."
-    )
 
 
 def _writable_dir(base_dir) -> str:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import keras
-import keras_hub
 import safetensors
 
 PRETRAINED = "pretrained"
