@@ -1,10 +1,19 @@
-"""The private Keras APIs tftune relies on, in one place (tests/keras_private_test.py fails loudly if Keras changes them).
+"""The private Keras, keras-hub and TensorFlow APIs tftune relies on, in one place.
 
-Keras 3.15 has no public way to list every nested sublayer of a layer, or to
-set a container's own `trainable` flag without recursing into its sublayers.
+tests/keras_private_test.py exercises each one, so an upgrade that changes
+one fails there first, with a message naming the function here. Every other
+module uses these functions instead of `keras.src`, `keras_hub.src`,
+`tensorflow.python` or a private attribute of a Keras object. Why each is
+needed: Keras 3.15 has no public way to list every nested sublayer of a layer,
+to set a container's own `trainable` flag without recursing into its
+sublayers, or to re-route a built `MultiOptimizer`; TensorFlow has no public
+registry lookup for ops loaded at run time (TF Text's); keras-hub reads a
+checkpoint's pooling mode only in its private converter.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 
@@ -17,3 +26,30 @@ def nested_layers(layer: keras.layers.Layer) -> list:
 def set_own_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
     """Set `layer`'s own `trainable` flag without changing its sublayers' (the public setter recurses)."""
     layer._trainable = trainable
+
+
+def rebuild_multi_optimizer(optimizer: keras.optimizers.MultiOptimizer, variables: list) -> None:
+    """Route a built `MultiOptimizer` over `variables` (its `apply` insists on the list it was built with).
+
+    Resets Keras' `built` flag and builds again: the router is re-made, the
+    inner optimizers (built over every variable they route) keep their state.
+    """
+    optimizer.built = False
+    optimizer.build(variables)
+
+
+def is_registered_op(name: str) -> bool:
+    """Whether the op `name` is registered in this process (core ops and op libraries loaded at run time)."""
+    from tensorflow.python.framework import op_def_registry
+
+    return op_def_registry.get(name) is not None
+
+
+def checkpoint_pooling(directory: str | os.PathLike) -> str | None:
+    """The pooling mode (e.g. "mean") a sentence-transformers checkpoint folder declares, or None.
+
+    keras-hub's BERT converter reads the checkpoint's `1_Pooling` config.
+    """
+    from keras_hub.src.utils.transformers import convert_bert
+
+    return convert_bert.load_task_config(os.fspath(directory), {}).get("pooling_mode")
