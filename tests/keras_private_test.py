@@ -32,7 +32,8 @@ def _canary(function):
         pytest.fail(
             f"tftune/_keras_private.py:{function.__name__} relies on a private API that changed under "
             f"keras {keras.__version__} / keras-hub {keras_hub.__version__} / tensorflow {tf.__version__}: "
-            f"{type(error).__name__}: {error}. Update that function (its docstring says what it needs)."
+            f"{type(error).__name__}: {str(error).rstrip('.')}. Update that function (its docstring says what it "
+            f"needs)."
         )
 
 
