@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import _counts, _decode_image_file, _ImageFiles
+from tftune.data.examples import ImageFiles, decode_image_file, label_counts
 
 _logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _TextTable:
         """The values of column `key` in every row; an error naming the lines that lack it."""
         missing = [line for line, row in zip(self.lines, self.rows) if key not in row]
         if key not in self.columns or missing:
-            where = f" on {_lines_text(missing)}" if key in self.columns else ""
+            where = f" on {lines_text(missing)}" if key in self.columns else ""
             raise ValueError(
                 f"{self.path} has no column {key!r}{where}; its columns are {self.columns}. "
                 f"Pass {argument}=<one of them>, or fix the file."
@@ -44,7 +44,7 @@ class _TextTable:
         return [row[key] for row in self.rows]
 
 
-def _encoding_error(encoding: str) -> str | None:
+def encoding_error(encoding: str) -> str | None:
     """The problem with `encoding` as a text file encoding, or None."""
     try:
         codecs.lookup(encoding)
@@ -53,7 +53,7 @@ def _encoding_error(encoding: str) -> str | None:
     return None
 
 
-def _read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
+def read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
     """The rows of a `.csv` / `.tsv` (header line, then one row per line) or `.jsonl` (one object per line) file."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in TEXT_FILE_EXTENSIONS:
@@ -143,12 +143,12 @@ def _jsonl_table(path: str, text: str) -> _TextTable:
     return _TextTable(path, rows, lines, sorted({key for row in rows for key in row}))
 
 
-def _lines_text(lines: list[int]) -> str:
+def lines_text(lines: list[int]) -> str:
     shown = ", ".join(str(line) for line in lines[:_SHOWN_LINES])
     return f"line{'s' if len(lines) > 1 else ''} {shown}{' ...' if len(lines) > _SHOWN_LINES else ''}"
 
 
-def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFiles, list[str]]:
+def read_image_folder(root: str, label_names, strict: bool) -> tuple[ImageFiles, list[str]]:
     """The readable images under `root/<class>/` (every file is decoded once), and the unreadable ones skipped."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"No such image folder: {root!r}.")
@@ -185,8 +185,8 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
         )
     if skipped:
         _logger.warning("tftune: skipped %d unreadable image file(s) in %s, e.g. %s", len(skipped), root, skipped[0])
-    files = _ImageFiles(paths, np.asarray(labels, dtype="int32"), names).subset(sorted(readable))
-    empty = [name for name, count in _counts(files.labels, names).items() if not count]
+    files = ImageFiles(paths, np.asarray(labels, dtype="int32"), names).subset(sorted(readable))
+    empty = [name for name, count in label_counts(files.labels, names).items() if not count]
     if empty:
         raise ValueError(f"The class folder(s) {empty} in {root} have no readable images; fix or remove them.")
     return files, skipped
@@ -197,7 +197,7 @@ def _readable_images(paths: list[str], root: str) -> set[int]:
     checks = (
         tf.data.Dataset.from_tensor_slices(paths)
         .enumerate()
-        .map(lambda index, path: (index, tf.shape(_decode_image_file(path))), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda index, path: (index, tf.shape(decode_image_file(path))), num_parallel_calls=tf.data.AUTOTUNE)
         .ignore_errors()
         .batch(256)
     )

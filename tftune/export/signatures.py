@@ -78,7 +78,7 @@ class _ServingModule(tf.Module):
         return outputs
 
 
-def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
+def save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
     """Write `model` as a SavedModel with its signatures to `export_dir`; return each signature's specs."""
     with tempfile.TemporaryDirectory() as labels_dir:
         labels_path = os.path.join(labels_dir, LABELS_ASSET)
@@ -96,7 +96,7 @@ def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None
     }
 
 
-def _decode_image(image_bytes, image_size=None) -> tf.Tensor:
+def decode_image(image_bytes, image_size=None) -> tf.Tensor:
     """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
 
     The resize is the same bilinear one as the model's Resizing layer, so the
@@ -131,7 +131,7 @@ def _image_signatures(module: _ServingModule, model) -> dict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
         images = tf.map_fn(
-            lambda encoded: _decode_image(encoded, (height, width)),
+            lambda encoded: decode_image(encoded, (height, width)),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
