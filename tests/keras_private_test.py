@@ -4,9 +4,12 @@ An upgrade that changes one fails here first, with a message naming the
 function in tftune/_keras_private.py to update and the installed versions.
 """
 
+import ast
 import contextlib
+import importlib.util
 import json
 import os
+import pathlib
 
 import keras
 import keras_hub
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tftune
 from tftune._keras_private import (
     checkpoint_pooling,
     is_registered_op,
@@ -21,6 +25,12 @@ from tftune._keras_private import (
     rebuild_multi_optimizer,
     set_own_trainable,
 )
+
+_PACKAGE = pathlib.Path(tftune.__file__).parent
+_PRIVATE_PACKAGES = ("keras.src", "keras_hub.src", "tensorflow.python")
+# Modules that still import a private API directly, each moving to _keras_private.py on another branch (issue 27):
+# the test fails once one no longer does, so the entry goes.
+_MOVING = {"backbones.py": "keras_hub.src.utils.transformers (_keras_private.checkpoint_pooling replaces it)"}
 
 
 @contextlib.contextmanager
@@ -102,3 +112,43 @@ def test_checkpoint_pooling_reads_the_sentence_transformers_config(bert_dir, tmp
         assert checkpoint_pooling(bert_dir) == "mean"  # MiniLM's 1_Pooling/config.json
         assert checkpoint_pooling(cls_dir) == "cls"
         assert checkpoint_pooling(tmp_path) is None
+
+
+def _imports(path: pathlib.Path):
+    """(line, imported module, imported name or None) for each import in the file."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield from ((node.lineno, node.module, alias.name) for alias in node.names)
+
+
+def test_private_apis_are_imported_only_by_keras_private():
+    importers = {}
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        for line, module, name in _imports(path):
+            dotted = f"{module}.{name}" if name else module
+            if path.name != "_keras_private.py" and dotted.startswith(_PRIVATE_PACKAGES):
+                importers.setdefault(str(path.relative_to(_PACKAGE)), []).append(f"line {line}: {dotted}")
+    assert set(importers) == set(_MOVING), (
+        f"Only tftune/_keras_private.py may import {_PRIVATE_PACKAGES}; wrap the private API there (with a canary "
+        f"test here). Found {importers}; still moving: {_MOVING}."
+    )
+
+
+def _is_module(dotted: str) -> bool:
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except ModuleNotFoundError:  # its parent is a module, not a package
+        return False
+
+
+def test_no_module_imports_another_modules_underscore_name():
+    shared = []
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        for line, module, name in _imports(path):
+            if not module.startswith("tftune") or not name or not name.startswith("_") or name.startswith("__"):
+                continue
+            if not _is_module(f"{module}.{name}"):  # a private module of the package (_validation) is fine
+                shared.append(f"{path.relative_to(_PACKAGE)}:{line}: from {module} import {name}")
+    assert not shared, f"What modules share is public within the package (no leading underscore): {shared}"
