@@ -52,6 +52,8 @@ def test_load_serving_model_takes_the_newest_version_or_the_one_given(image_mode
         tftune.export_saved_model(image_model, base_dir, name="pets", warmup=False, verify=False)
     newest = tftune.load_serving_model(os.path.join(base_dir, "pets"))
     assert (newest.path, newest.version) == (os.path.join(base_dir, "pets", "2"), 2)
+    # The loaded SavedModel, for the signatures predict_probabilities does not run.
+    assert {"serving_default", "serve_images"} <= set(newest.saved_model.signatures)
     assert tftune.load_serving_model(os.path.join(base_dir, "pets", "1")).version == 1
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1; got 0"):
         newest.predict_probabilities(np.zeros((1, 64, 64, 3)), batch_size=0)

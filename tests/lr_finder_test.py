@@ -151,7 +151,8 @@ def test_valley_rule_picks_the_middle_of_the_descent():
     noise = np.random.RandomState(0).normal(0, 0.003, 80)
     # Flat at 1.0 for 20 steps, down to 0.2 over the next 40, then diverging.
     curve = np.concatenate([np.ones(20), np.linspace(1.0, 0.2, 40), 0.2 + np.linspace(0, 3, 20) ** 2]) + noise
-    assert rates[32] <= lr_finder._suggest(rates, curve.tolist()) <= rates[48]  # not the ends of steps 20..59
+    # Not the ends of steps 20..59.
+    assert rates[32] <= lr_finder.suggest_learning_rate(rates, curve.tolist()) <= rates[48]
 
 
 def test_flat_sweep_warns_and_suggests_the_low_end(small_resnet_preset, caplog):

@@ -1,10 +1,19 @@
-"""The private Keras APIs tftune relies on, in one place (tests/keras_private_test.py fails loudly if Keras changes them).
+"""The private Keras, keras-hub and TensorFlow APIs tftune relies on, in one place.
 
-Keras 3.15 has no public way to list every nested sublayer of a layer, or to
-set a container's own `trainable` flag without recursing into its sublayers.
+tests/keras_private_test.py exercises each one, so an upgrade that changes
+one fails there first, with a message naming the function here. Every other
+module uses these functions instead of `keras.src`, `keras_hub.src`,
+`tensorflow.python` or a private attribute of a Keras object. Why each is
+needed: Keras 3.15 has no public way to list every nested sublayer of a layer,
+to set a container's own `trainable` flag without recursing into its
+sublayers, or to re-route a built `MultiOptimizer`; TensorFlow has no public
+registry lookup for ops loaded at run time (TF Text's); keras-hub reads a
+checkpoint's pooling mode only in its private converter.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 
@@ -19,11 +28,31 @@ def set_own_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
     layer._trainable = trainable
 
 
-def checkpoint_pooling(directory: str) -> str | None:
-    """The pooling a sentence-transformers folder declares, read by keras-hub's BERT converter (`load_task_config`)."""
+def rebuild_multi_optimizer(optimizer: keras.optimizers.MultiOptimizer, variables: list) -> None:
+    """Route a built `MultiOptimizer` over `variables` (its `apply` insists on the list it was built with).
+
+    Resets Keras' `built` flag and builds again: the router is re-made, the
+    inner optimizers (built over every variable they route) keep their state.
+    """
+    optimizer.built = False
+    optimizer.build(variables)
+
+
+def is_registered_op(name: str) -> bool:
+    """Whether the op `name` is registered in this process (core ops and op libraries loaded at run time)."""
+    from tensorflow.python.framework import op_def_registry
+
+    return op_def_registry.get(name) is not None
+
+
+def checkpoint_pooling(directory: str | os.PathLike) -> str | None:
+    """The pooling mode (e.g. "mean") a sentence-transformers checkpoint folder declares, or None.
+
+    keras-hub's BERT converter reads the checkpoint's `1_Pooling` config.
+    """
     from keras_hub.src.utils.transformers import convert_bert
 
-    return convert_bert.load_task_config(directory, {}).get("pooling_mode")
+    return convert_bert.load_task_config(os.fspath(directory), {}).get("pooling_mode")
 
 
 def base_kernel(layer: keras.layers.Layer):

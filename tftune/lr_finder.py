@@ -170,7 +170,7 @@ def find_learning_rate(
         )
     if stop_reason:
         _logger.info("Learning-rate sweep stopped after %d steps: %s", len(learning_rates), stop_reason)
-    suggested = _suggest(learning_rates, losses)
+    suggested = suggest_learning_rate(learning_rates, losses)
     _logger.info("Suggested learning rate: %.3g", suggested)
     if plot_path is not None:
         plot_path = os.fspath(plot_path)
@@ -245,8 +245,8 @@ def _train_step(model: keras.Model, strategy: tf.distribute.Strategy, optimizer,
     return step
 
 
-def _suggest(learning_rates: list[float], losses: list[float]) -> float:
-    """The valley rule with its flat-curve guard (see the module docstring)."""
+def suggest_learning_rate(learning_rates: list[float], losses: list[float]) -> float:
+    """The rate the valley rule picks from a smoothed sweep, with its flat-curve guard (see the module docstring)."""
     losses = np.asarray(losses)
     lowest = int(np.argmin(losses))
     highest_before = float(losses[: lowest + 1].max())

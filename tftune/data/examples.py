@@ -39,7 +39,7 @@ class LabeledTexts:
 
     def class_counts(self) -> dict[str, int]:
         """`{label name: number of examples}`, in label order."""
-        return _counts(self.labels, self.label_names)
+        return label_counts(self.labels, self.label_names)
 
     def subset(self, indices: Sequence[int]) -> LabeledTexts:
         """The examples at `indices`, same label names."""
@@ -72,7 +72,7 @@ class LabeledImages:
 
     def class_counts(self) -> dict[str, int]:
         """`{label name: number of examples}`, in label order."""
-        return _counts(self.labels, self.label_names)
+        return label_counts(self.labels, self.label_names)
 
     def subset(self, indices: Sequence[int]) -> LabeledImages:
         """The images at `indices`, same label names."""
@@ -85,33 +85,33 @@ class LabeledImages:
 
 
 @dataclasses.dataclass(frozen=True)
-class _ImageFiles:
+class ImageFiles:
     """Image file paths with integer labels, decoded lazily inside tf.data."""
 
     paths: list[str]
     labels: np.ndarray
     label_names: list[str]
 
-    def subset(self, indices: Sequence[int]) -> _ImageFiles:
+    def subset(self, indices: Sequence[int]) -> ImageFiles:
         indices = np.asarray(indices, dtype="int64")
-        return _ImageFiles([self.paths[i] for i in indices], self.labels[indices], self.label_names)
+        return ImageFiles([self.paths[i] for i in indices], self.labels[indices], self.label_names)
 
     def examples(self) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((self.paths, self.labels)).map(
-            lambda path, label: (_decode_image_file(path), label), num_parallel_calls=tf.data.AUTOTUNE
+            lambda path, label: (decode_image_file(path), label), num_parallel_calls=tf.data.AUTOTUNE
         )
 
 
-def _decode_image_file(path: tf.Tensor) -> tf.Tensor:
+def decode_image_file(path: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
-def _counts(labels: np.ndarray, label_names) -> dict[str, int]:
+def label_counts(labels: np.ndarray, label_names) -> dict[str, int]:
     counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=len(label_names))
     return {name: int(count) for name, count in zip(label_names, counts)}
 
 
-def _label_names_error(label_names) -> str | None:
+def label_names_error(label_names) -> str | None:
     """The problem with `label_names` as a user's list of class names (None: from the data), or None."""
     if label_names is not None and (
         isinstance(label_names, str) or len(set(label_names)) != len(label_names) or len(label_names) < 2
@@ -120,7 +120,7 @@ def _label_names_error(label_names) -> str | None:
     return None
 
 
-def _is_missing(label, label_names) -> bool:
+def is_missing_label(label, label_names) -> bool:
     """Whether `label` is empty / whitespace / NaN / None (a value `label_names` lists is never missing)."""
     if label_names is not None and isinstance(label, str) and label in label_names:
         return False
@@ -129,7 +129,7 @@ def _is_missing(label, label_names) -> bool:
     return isinstance(label, str) and label.strip().lower() in MISSING_LABELS
 
 
-def _places(indices: Sequence[int], lines: Sequence[int] | None) -> str:
+def row_places(indices: Sequence[int], lines: Sequence[int] | None) -> str:
     """Where rows `indices` are: their file lines ("lines 3, 7") when known, else their indices ("indices 2, 6")."""
     if lines is None:
         return _numbered("index", "indices", indices)
@@ -174,7 +174,7 @@ def _continuous_error(raw: list, where: str, column: str) -> str | None:
     )
 
 
-def _encode_labels(
+def encode_labels(
     raw_labels: Sequence, label_names, where: str, column: str, places: Callable[[list[int]], str]
 ) -> tuple[np.ndarray, list[str]]:
     """Integer labels index `label_names`; string labels are looked up in it (default: sorted unique).

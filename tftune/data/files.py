@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import SHOWN_ROWS, _counts, _decode_image_file, _ImageFiles, _places
+from tftune.data.examples import SHOWN_ROWS, label_counts, decode_image_file, ImageFiles, row_places
 
 _logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class _TextTable:
         """The values of column `key` in every row; an error naming the lines that lack it."""
         missing = [index for index, row in enumerate(self.rows) if key not in row]
         if key not in self.columns or missing:
-            where = f" on {_places(missing, self.lines)}" if key in self.columns else ""
+            where = f" on {row_places(missing, self.lines)}" if key in self.columns else ""
             raise ValueError(
                 f"{self.path} has no column {key!r}{where}; its columns are {self.columns}. "
                 f"Pass {argument}=<one of them>, or fix the file."
@@ -68,7 +68,7 @@ def missing_source_error(source: str, kind: str) -> str:
     )
 
 
-def _read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
+def read_text_table(path: str, encoding: str = "utf-8") -> _TextTable:
     """The rows of a `.csv` / `.tsv` (header line, then one row per line) or `.jsonl` (one object per line) file."""
     extension = os.path.splitext(path)[1].lower()
     if not os.path.exists(path):
@@ -212,7 +212,7 @@ def _jsonl_table(path: str, text: str) -> _TextTable:
     return _TextTable(path, rows, lines, sorted({key for row in rows for key in row}))
 
 
-def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFiles, list[str]]:
+def read_image_folder(root: str, label_names, strict: bool) -> tuple[ImageFiles, list[str]]:
     """The readable images under `root/<class>/` (every file is decoded once), and the unreadable ones skipped.
 
     Links to folders are not followed (they can loop back or reach anywhere)
@@ -274,8 +274,8 @@ def _read_image_folder(root: str, label_names, strict: bool) -> tuple[_ImageFile
         )
     if skipped:
         _logger.warning("tftune: skipped %d unreadable image file(s) in %s, e.g. %s", len(skipped), root, skipped[0])
-    files = _ImageFiles(paths, np.asarray(labels, dtype="int32"), names).subset(sorted(readable))
-    empty = [name for name, count in _counts(files.labels, names).items() if not count]
+    files = ImageFiles(paths, np.asarray(labels, dtype="int32"), names).subset(sorted(readable))
+    empty = [name for name, count in label_counts(files.labels, names).items() if not count]
     if empty:
         raise ValueError(f"The class folder(s) {empty} in {root} have no readable images; fix or remove them.")
     return files, skipped
@@ -367,7 +367,7 @@ def _readable_images(paths: list[str], root: str) -> set[int]:
     checks = (
         tf.data.Dataset.from_tensor_slices(paths)
         .enumerate()
-        .map(lambda index, path: (index, tf.shape(_decode_image_file(path))), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda index, path: (index, tf.shape(decode_image_file(path))), num_parallel_calls=tf.data.AUTOTUNE)
         .ignore_errors()
         .batch(256)
     )

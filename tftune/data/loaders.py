@@ -6,18 +6,18 @@ import logging
 from collections.abc import Sequence
 
 from tftune._validation import encoding_error, max_examples_error, number_error, raise_errors, seed_error
-from tftune.data.examples import _label_names_error
-from tftune.data.sources import _describe, _read_images, _read_texts
-from tftune.data.splitting import DataSplits, _split_examples
+from tftune.data.examples import label_names_error
+from tftune.data.sources import describe_source, read_images, read_texts
+from tftune.data.splitting import DataSplits, split_examples
 from tftune.data.tfds_sources import (
     TEXT_KEY_PREFERENCE,
-    _feature_key,
-    _is_tfds_source,
-    _read_tfds_images,
-    _read_tfds_texts,
-    _tfds_builder,
-    _tfds_label_names,
-    _tfds_validation_split,
+    feature_key,
+    is_tfds_source,
+    read_tfds_images,
+    read_tfds_texts,
+    tfds_builder,
+    tfds_label_names,
+    tfds_validation_split,
 )
 
 _logger = logging.getLogger(__name__)
@@ -85,28 +85,28 @@ def load_text_splits(
     ```
     """
     _check_options(label_names, validation_fraction, max_examples, seed, encoding)
-    if _is_tfds_source(source):
-        builder = _tfds_builder(source, "text", data_dir, download)
-        text_key = _feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
-        label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
-        names = _tfds_label_names(builder, label_key, label_names)
-        validation_split = _tfds_validation_split(builder, validation)
-        train = _read_tfds_texts(builder, train_split, text_key, label_key, names)
+    if is_tfds_source(source):
+        builder = tfds_builder(source, "text", data_dir, download)
+        text_key = feature_key(builder, "Text", text_key, "text_key", TEXT_KEY_PREFERENCE)
+        label_key = feature_key(builder, "ClassLabel", label_key, "label_key")
+        names = tfds_label_names(builder, label_key, label_names)
+        validation_split = tfds_validation_split(builder, validation)
+        train = read_tfds_texts(builder, train_split, text_key, label_key, names)
         held_out = None
         if validation_split is not None:
-            held_out = _read_tfds_texts(builder, validation_split, text_key, label_key, names)
+            held_out = read_tfds_texts(builder, validation_split, text_key, label_key, names)
         name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
     else:
 
         def read(texts, names):
             options = {"encoding": encoding, "drop_missing_labels": drop_missing_labels}
-            return _read_texts(texts, text_key or "text", label_key or "label", names, **options)
+            return read_texts(texts, text_key or "text", label_key or "label", names, **options)
 
         train = read(source, label_names)
         names = train.label_names
         held_out = None if validation is None else read(validation, names)
-        name, held_out_source, what = _describe(source), _describe(validation), "the training data"
-    splits = _split_examples(
+        name, held_out_source, what = describe_source(source), describe_source(validation), "the training data"
+    splits = split_examples(
         "text",
         name,
         names,
@@ -171,28 +171,28 @@ def load_image_splits(
     """
     _check_options(label_names, validation_fraction, max_examples, seed)
     skipped = []
-    if _is_tfds_source(source):
-        builder = _tfds_builder(source, "image", data_dir, download)
-        image_key = _feature_key(builder, "Image", image_key, "image_key")
-        label_key = _feature_key(builder, "ClassLabel", label_key, "label_key")
-        names = _tfds_label_names(builder, label_key, label_names)
-        validation_split = _tfds_validation_split(builder, validation)
-        train = _read_tfds_images(builder, train_split, image_key, label_key, names)
+    if is_tfds_source(source):
+        builder = tfds_builder(source, "image", data_dir, download)
+        image_key = feature_key(builder, "Image", image_key, "image_key")
+        label_key = feature_key(builder, "ClassLabel", label_key, "label_key")
+        names = tfds_label_names(builder, label_key, label_names)
+        validation_split = tfds_validation_split(builder, validation)
+        train = read_tfds_images(builder, train_split, image_key, label_key, names)
         held_out = None
         if validation_split is not None:
-            held_out = _read_tfds_images(builder, validation_split, image_key, label_key, names)
+            held_out = read_tfds_images(builder, validation_split, image_key, label_key, names)
         name, held_out_source, what = f"tfds {builder.name}", f"the dataset's {validation_split!r} split", train_split
     else:
-        train, skipped = _read_images(source, label_names, strict, drop_missing_labels=drop_missing_labels)
+        train, skipped = read_images(source, label_names, strict, drop_missing_labels=drop_missing_labels)
         names = train.label_names
         held_out = None
         if validation is not None:
-            held_out, skipped_validation = _read_images(
+            held_out, skipped_validation = read_images(
                 validation, names, strict, drop_missing_labels=drop_missing_labels
             )
             skipped = skipped + skipped_validation
-        name, held_out_source, what = _describe(source), _describe(validation), "the training data"
-    splits = _split_examples(
+        name, held_out_source, what = describe_source(source), describe_source(validation), "the training data"
+    splits = split_examples(
         "image",
         name,
         names,
@@ -212,7 +212,7 @@ def load_image_splits(
 
 def _check_options(label_names, validation_fraction, max_examples, seed, encoding: str = "utf-8") -> None:
     raise_errors(
-        _label_names_error(label_names),
+        label_names_error(label_names),
         number_error("validation_fraction", validation_fraction, minimum=0, maximum=1, exclusive=True),
         max_examples_error("max_examples", max_examples),
         seed_error("seed", seed),

@@ -7,23 +7,23 @@ import os
 
 import numpy as np
 
-from tftune.data.examples import MISSING_LABELS, LabeledImages, LabeledTexts, _encode_labels, _is_missing, _places
-from tftune.data.files import _read_image_folder, _read_text_table
+from tftune.data.examples import MISSING_LABELS, LabeledImages, LabeledTexts, encode_labels, is_missing_label, row_places
+from tftune.data.files import read_image_folder, read_text_table
 
 _logger = logging.getLogger(__name__)
 
 
-def _describe(source) -> str:
+def describe_source(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return type(source).__name__ if isinstance(source, (LabeledTexts, LabeledImages)) else "in-memory data"
 
 
-def _read_texts(
+def read_texts(
     source, text_key: str, label_key: str, label_names, *, encoding: str = "utf-8", drop_missing_labels: bool = False
 ) -> LabeledTexts:
     """A text file, `(texts, labels)` lists or `LabeledTexts` as `LabeledTexts`."""
-    where = _describe(source)
+    where = describe_source(source)
     lines = None
     if isinstance(source, LabeledTexts):
         texts, raw_labels = list(source.texts), [source.label_names[label] for label in source.labels]
@@ -35,7 +35,7 @@ def _read_texts(
                 f"(texts, labels) must have the same length; got {len(texts)} texts and {len(raw_labels)} labels."
             )
     elif isinstance(source, (str, os.PathLike)):
-        table = _read_text_table(os.fspath(source), encoding)
+        table = read_text_table(os.fspath(source), encoding)
         texts, raw_labels = table.column(text_key, "text_key"), table.column(label_key, "label_key")
         raw_labels = [label.strip() if isinstance(label, str) else label for label in raw_labels]
         lines = table.lines
@@ -50,7 +50,7 @@ def _read_texts(
     texts, raw_labels = [texts[i] for i in kept], [raw_labels[i] for i in kept]
 
     def places(rows: list[int]) -> str:
-        return _places([kept[row] for row in rows], lines)
+        return row_places([kept[row] for row in rows], lines)
 
     for row, text in enumerate(texts):
         if not isinstance(text, str):
@@ -65,15 +65,15 @@ def _read_texts(
             f"{where}: {len(empty)} example(s) have an empty text in {text_key!r} (empty or only whitespace) on "
             f"{places(empty)}; there is nothing in them to learn from. Fill in the texts or remove those rows."
         )
-    labels, names = _encode_labels(raw_labels, label_names, where, "labels" if lines is None else label_key, places)
+    labels, names = encode_labels(raw_labels, label_names, where, "labels" if lines is None else label_key, places)
     return LabeledTexts(texts, labels, names)
 
 
-def _read_images(source, label_names, strict: bool, *, drop_missing_labels: bool = False):
-    """A `LabeledImages` or `_ImageFiles`, and the paths of unreadable files that were skipped."""
-    where = _describe(source)
+def read_images(source, label_names, strict: bool, *, drop_missing_labels: bool = False):
+    """A `LabeledImages` or `ImageFiles`, and the paths of unreadable files that were skipped."""
+    where = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
-        return _read_image_folder(os.fspath(source), label_names, strict)
+        return read_image_folder(os.fspath(source), label_names, strict)
     if isinstance(source, LabeledImages):
         images, raw_labels = source.images, [source.label_names[label] for label in source.labels]
         label_names = source.label_names if label_names is None else label_names
@@ -99,18 +99,18 @@ def _read_images(source, label_names, strict: bool, *, drop_missing_labels: bool
         raise ValueError(f"{where} holds no images.")
     kept = _labeled_rows(raw_labels, label_names, where, "labels", None, drop_missing_labels)
     images, raw_labels = images[kept], [raw_labels[i] for i in kept]
-    labels, names = _encode_labels(
-        raw_labels, label_names, where, "labels", lambda rows: _places([kept[row] for row in rows], None)
+    labels, names = encode_labels(
+        raw_labels, label_names, where, "labels", lambda rows: row_places([kept[row] for row in rows], None)
     )
     return LabeledImages(np.broadcast_to(images, images.shape[:3] + (3,)).astype("float32"), labels, names), []
 
 
 def _labeled_rows(raw_labels, label_names, where: str, column: str, lines, drop: bool) -> list[int]:
     """Indices of the rows with a label; the others are an error naming them, or dropped when `drop`."""
-    missing = [index for index, label in enumerate(raw_labels) if _is_missing(label, label_names)]
+    missing = [index for index, label in enumerate(raw_labels) if is_missing_label(label, label_names)]
     if not missing:
         return list(range(len(raw_labels)))
-    places = _places(missing, lines)
+    places = row_places(missing, lines)
     if not drop:
         raise ValueError(
             f"{where}: {len(missing)} example(s) have no label in {column!r} (empty, whitespace or one of "

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import _counts
+from tftune.data.examples import label_counts
 
 _logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class DataSplits:
         return "\n".join(lines)
 
 
-def _split_examples(
+def split_examples(
     kind: str,
     source: str,
     label_names,
@@ -133,7 +133,7 @@ def _splits(kind, source, validation_source, label_names, train, held_out, skipp
                 f"(validation: {validation_source})."
             )
         datasets[split] = examples.examples().apply(tf.data.experimental.assert_cardinality(len(examples.labels)))
-        counts[split] = _counts(examples.labels, label_names)
+        counts[split] = label_counts(examples.labels, label_names)
     present = [name for name, count in counts["train"].items() if count]
     if len(present) < 2:
         raise ValueError(

@@ -73,14 +73,14 @@ class _TfdsImages:
         return examples.map(decoded, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _is_tfds_source(source) -> bool:
+def is_tfds_source(source) -> bool:
     """Whether `source` is a tfds builder, or a string that is no existing path (so a tfds name, or a mistake)."""
     if hasattr(source, "as_dataset") and hasattr(source, "info"):
         return True
     return isinstance(source, str) and not os.path.exists(source)
 
 
-def _tfds_builder(source, kind: str, data_dir: str | None, download: bool):
+def tfds_builder(source, kind: str, data_dir: str | None, download: bool):
     """The tfds builder `source` names (or is); a `kind` source error when it names none."""
     import tensorflow_datasets as tfds
 
@@ -118,7 +118,7 @@ def _tfds_builder(source, kind: str, data_dir: str | None, download: bool):
     )
 
 
-def _feature_key(builder, kind: str, key: str | None, argument: str, preference: Sequence[str] = ()) -> str:
+def feature_key(builder, kind: str, key: str | None, argument: str, preference: Sequence[str] = ()) -> str:
     features = builder.info.features
     candidates = [name for name, feature in features.items() if type(feature).__name__ == kind]
     if key is not None:
@@ -137,7 +137,7 @@ def _feature_key(builder, kind: str, key: str | None, argument: str, preference:
     )
 
 
-def _tfds_label_names(builder, label_key: str, label_names) -> list[str]:
+def tfds_label_names(builder, label_key: str, label_names) -> list[str]:
     names = list(builder.info.features[label_key].names)
     if label_names is None:
         return names
@@ -149,7 +149,7 @@ def _tfds_label_names(builder, label_key: str, label_names) -> list[str]:
     return list(label_names)
 
 
-def _tfds_validation_split(builder, validation: str | None) -> str | None:
+def tfds_validation_split(builder, validation: str | None) -> str | None:
     available = list(builder.info.splits.keys())
     if validation is None:
         return next((name for name in _VALIDATION_SPLIT_NAMES if name in available), None)
@@ -180,12 +180,12 @@ def _read_tfds_labels(builder, split: str, label_key: str, names, decoders, sele
     return values, labels.astype("int32")
 
 
-def _read_tfds_texts(builder, split: str, text_key: str, label_key: str, names) -> LabeledTexts:
+def read_tfds_texts(builder, split: str, text_key: str, label_key: str, names) -> LabeledTexts:
     texts, labels = _read_tfds_labels(builder, split, label_key, names, None, lambda example: example[text_key])
     return LabeledTexts([text.decode("utf-8") for text in texts], labels, list(names))
 
 
-def _read_tfds_images(builder, split: str, image_key: str, label_key: str, names) -> _TfdsImages:
+def read_tfds_images(builder, split: str, image_key: str, label_key: str, names) -> _TfdsImages:
     """The whole split, its labels read without decoding a single image."""
     import tensorflow_datasets as tfds
 

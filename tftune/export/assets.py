@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tftune._keras_private import is_registered_op
 from tftune.builders import IMAGE_INPUT
 from tftune.export._layout import METADATA_FILE, MODELS_CONFIG, SAVED_MODEL_PROTO, WARMUP_FILE, versions
-from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, TENSOR_SIGNATURES, _decode_image
+from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, TENSOR_SIGNATURES, decode_image
 
 # TF Text ops that TF Serving 2.19.x has (it embeds TF Text 2.12.1): the
 # long-standing tokenizer ops keras-hub's BERT tokenizer uses. Any other TF
@@ -78,7 +79,6 @@ def custom_op_report(saved_model_dir: str | os.PathLike) -> CustomOpReport:
     ```
     """
     from tensorflow.core.protobuf import saved_model_pb2
-    from tensorflow.python.framework import op_def_registry
 
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(os.fspath(saved_model_dir), SAVED_MODEL_PROTO), "rb") as proto_file:
@@ -91,7 +91,7 @@ def custom_op_report(saved_model_dir: str | os.PathLike) -> CustomOpReport:
     custom = sorted(op for op in ops if not op.startswith("_") and not hasattr(tf.raw_ops, op))
     text_loaded = "tensorflow_text" in sys.modules
     custom_ops = {
-        op: "tensorflow_text" if text_loaded and op_def_registry.get(op) is not None else "unknown"
+        op: "tensorflow_text" if text_loaded and is_registered_op(op) else "unknown"
         for op in custom
     }
     unknown = [op for op, library in custom_ops.items() if library == "unknown"]
@@ -158,7 +158,7 @@ def write_models_config(base_dir: str | os.PathLike = "saved_models", serving_ro
     return path
 
 
-def _warmup_examples_error(kind: str, examples: Sequence | None) -> str | None:
+def warmup_examples_error(kind: str, examples: Sequence | None) -> str | None:
     """The problem with `warmup_examples` for a `kind` model, or None."""
     if examples is None:
         return None
@@ -172,7 +172,7 @@ def _warmup_examples_error(kind: str, examples: Sequence | None) -> str | None:
     )
 
 
-def _warmup_examples(model, examples: Sequence | None) -> list:
+def resolved_warmup_examples(model, examples: Sequence | None) -> list:
     """`examples` as a list, or the defaults: two short sentences, or a generated JPEG and PNG."""
     if examples is not None:
         return list(examples)
@@ -183,7 +183,7 @@ def _warmup_examples(model, examples: Sequence | None) -> list:
     return [tf.io.encode_jpeg(image).numpy(), tf.io.encode_png(image).numpy()]
 
 
-def _write_warmup_requests(export_dir: str, name: str, model, examples: list) -> None:
+def write_warmup_requests(export_dir: str, name: str, model, examples: list) -> None:
     """Write `assets.extra/tf_serving_warmup_requests`: a 1-example and a full batch request per signature."""
     try:
         from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
@@ -197,7 +197,9 @@ def _write_warmup_requests(export_dir: str, name: str, model, examples: list) ->
     if model.kind == "text":
         tensors = {key: np.asarray(value) for key, value in model.preprocessor(examples).items()}
     else:
-        tensors = {IMAGE_INPUT: np.stack([_decode_image(example, model.image_size, model.resizing).numpy() for example in examples])}
+        tensors = {
+            IMAGE_INPUT: np.stack([decode_image(example, model.image_size, model.resizing).numpy() for example in examples])
+        }
     requests = [(SERVING_DEFAULT, raw), (TENSOR_SIGNATURES[model.kind], tensors)]
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -213,7 +215,7 @@ def _write_warmup_requests(export_dir: str, name: str, model, examples: list) ->
                 writer.write(log.SerializeToString())
 
 
-def _write_metadata(export_dir: str, metadata: dict) -> None:
+def write_metadata(export_dir: str, metadata: dict) -> None:
     """Write `assets.extra/tftune_export.json`: what the export is (kind, labels, signatures, ops), for clients."""
     path = os.path.join(export_dir, METADATA_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -222,7 +224,7 @@ def _write_metadata(export_dir: str, metadata: dict) -> None:
         json.dump(metadata, metadata_file, indent=2)
 
 
-def _read_metadata(saved_model_dir: str) -> dict:
+def read_metadata(saved_model_dir: str) -> dict:
     """The export metadata of a tftune SavedModel directory."""
     path = os.path.join(saved_model_dir, METADATA_FILE)
     try:

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tftune._validation import integer_error, raise_errors
 from tftune.export._layout import LABELS_ASSET, version_dir
-from tftune.export.assets import _read_metadata
+from tftune.export.assets import read_metadata
 from tftune.export.signatures import IMAGE_BYTES_INPUT, IMAGES_SIGNATURE, RAW_INPUTS, SERVING_DEFAULT, TEXT_INPUT
 
 _logger = logging.getLogger(__name__)
@@ -67,16 +67,19 @@ class ServingModel:
     (height, width) an image model resizes to (None for text models); images
     of any size can be given.
 
+    `saved_model` is the `tf.saved_model.load` result, for the other
+    signatures (`served.saved_model.signatures[name]`).
+
     `tftune.load_serving_model` returns one (see its example).
     """
 
-    def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, loaded):
+    def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, saved_model):
         self.path = path
         self.kind = kind
         self.version = version
         self.labels = labels
         self.image_size = None if image_size is None else tuple(image_size)
-        self._loaded = loaded
+        self.saved_model = saved_model
 
     def __repr__(self) -> str:
         return (
@@ -95,36 +98,20 @@ class ServingModel:
             signature, values = SERVING_DEFAULT, self._texts(inputs)
         else:
             signature, values = IMAGES_SIGNATURE, self._images(inputs)
-        return self._probabilities(signature, values, batch_size)
+        return _probabilities(self, signature, values, batch_size)
 
     def _texts(self, inputs) -> np.ndarray:
         texts = np.asarray([inputs] if isinstance(inputs, str) else inputs, dtype=object)
         if texts.ndim != 1 or not all(isinstance(text, str) for text in texts):
-            raise ValueError(self._wrong_inputs(_PROBABILITY_INPUTS, _describe(inputs)))
+            raise ValueError(_wrong_inputs(self, _PROBABILITY_INPUTS, _describe(inputs)))
         return texts.astype(str)
 
     def _images(self, inputs) -> np.ndarray:
         images = np.asarray(inputs)
         if images.dtype.kind not in "fiu" or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(self._wrong_inputs(_PROBABILITY_INPUTS, _describe(inputs)))
+            raise ValueError(_wrong_inputs(self, _PROBABILITY_INPUTS, _describe(inputs)))
         return images.astype("float32")
 
-    def _probabilities(self, signature: str, values: np.ndarray, batch_size: int) -> np.ndarray:
-        function = self._loaded.signatures[signature]
-        (input_name,) = function.structured_input_signature[1]
-        batches = [
-            function(**{input_name: tf.constant(values[start : start + batch_size])})["probabilities"].numpy()
-            for start in range(0, len(values), batch_size)
-        ]
-        return np.concatenate(batches) if batches else np.zeros((0, len(self.labels)), "float32")
-
-    def _wrong_inputs(self, expected: dict[str, tuple[str, str]], got: str) -> str:
-        other = "image" if self.kind == "text" else "text"
-        (takes, noun), other_noun = expected[self.kind], expected[other][1]
-        return (
-            f"{self.path!r} is {_KIND_NAMES[self.kind]}: it takes {takes}; got {got}. "
-            f"Pass {noun}, or use {_KIND_NAMES[other]}'s export for {other_noun}."
-        )
 
 
 def load_serving_model(path: str | os.PathLike) -> ServingModel:
@@ -146,7 +133,7 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     """
     saved_model_dir = version_dir(os.fspath(path))
     check_saved_model_files(saved_model_dir)
-    metadata = _read_metadata(saved_model_dir)
+    metadata = read_metadata(saved_model_dir)
     with open(os.path.join(saved_model_dir, "assets", LABELS_ASSET), encoding="utf-8") as labels_file:
         labels = labels_file.read().splitlines()
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops text SavedModels use)
@@ -227,7 +214,7 @@ def predict_from_saved_model(
         )
     served = load_serving_model(saved_model_dir)
     if signature != SERVING_DEFAULT:
-        available = sorted(served._loaded.signatures)
+        available = sorted(served.saved_model.signatures)
         raise ValueError(
             f"signature={signature!r}: predict runs '{SERVING_DEFAULT}', the raw-input signature "
             f"('{RAW_INPUTS[served.kind]}') of this {served.kind} model; {served.path!r} has {available}. "
@@ -235,17 +222,38 @@ def predict_from_saved_model(
         )
     problem = _input_files_error(served.kind, inputs)
     if problem:
-        raise ValueError(served._wrong_inputs(_PREDICT_INPUTS, problem))
+        raise ValueError(_wrong_inputs(served, _PREDICT_INPUTS, problem))
     if served.kind == "text":
         values = np.asarray(inputs, dtype=str)
     else:
         values = np.asarray([tf.io.read_file(path).numpy() for path in inputs], dtype=object)
-    probabilities = served._probabilities(SERVING_DEFAULT, values, batch_size=32)
+    probabilities = _probabilities(served, SERVING_DEFAULT, values, batch_size=32)
     class_ids = np.argmax(probabilities, axis=-1)
     return [
         Prediction(str(item), served.labels[class_id], int(class_id), float(row[class_id]))
         for item, class_id, row in zip(inputs, class_ids, probabilities)
     ]
+
+
+def _probabilities(served: ServingModel, signature: str, values: np.ndarray, batch_size: int) -> np.ndarray:
+    """The "probabilities" output of `served`'s `signature` on `values`, `batch_size` at a time."""
+    function = served.saved_model.signatures[signature]
+    (input_name,) = function.structured_input_signature[1]
+    batches = [
+        function(**{input_name: tf.constant(values[start : start + batch_size])})["probabilities"].numpy()
+        for start in range(0, len(values), batch_size)
+    ]
+    return np.concatenate(batches) if batches else np.zeros((0, len(served.labels)), "float32")
+
+
+def _wrong_inputs(served: ServingModel, expected: dict[str, tuple[str, str]], got: str) -> str:
+    """The error for inputs of the other kind: what `served` takes (`expected` per kind) and what it got."""
+    other = "image" if served.kind == "text" else "text"
+    (takes, noun), other_noun = expected[served.kind], expected[other][1]
+    return (
+        f"{served.path!r} is {_KIND_NAMES[served.kind]}: it takes {takes}; got {got}. "
+        f"Pass {noun}, or use {_KIND_NAMES[other]}'s export for {other_noun}."
+    )
 
 
 def _input_files_error(kind: str, inputs: list) -> str | None:

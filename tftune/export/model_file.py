@@ -47,14 +47,14 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
             f"{path!r} is a zip archive but not a loadable Keras model ({type(error).__name__}: {error}). "
             f"{_SAVE_HINT}."
         ) from error
-    problem = _classifier_error(model)
+    problem = classifier_error(model)
     if problem:
         raise ValueError(f"{path!r} holds a model tftune cannot use: {problem}")
     _logger.info("Loaded %s %s from %s", model.kind, type(model).__name__, path)
     return model
 
 
-def _classifier_error(model) -> str | None:
+def classifier_error(model) -> str | None:
     """The problem with `model` as a tftune classifier, or None."""
     if isinstance(model, (TextClassifier, ImageClassifier)):
         return None

@@ -31,14 +31,14 @@ from tftune._validation import integer_error, model_name_error, raise_errors
 from tftune.export._layout import versions
 from tftune.export.assets import (
     CustomOpReport,
-    _warmup_examples,
-    _warmup_examples_error,
-    _write_metadata,
-    _write_warmup_requests,
     custom_op_report,
+    resolved_warmup_examples,
+    warmup_examples_error,
+    write_metadata,
+    write_warmup_requests,
 )
-from tftune.export.model_file import _classifier_error, load_keras_model
-from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, _decode_image, _save_serving_model
+from tftune.export.model_file import classifier_error, load_keras_model
+from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, decode_image, save_serving_model
 from tftune.lora import merged_adapters
 
 _logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def export_saved_model(
     ```
     """
     started = time.perf_counter()
-    problem = _classifier_error(model)
+    problem = classifier_error(model)
     if problem:
         raise ValueError(f"Cannot export: {problem}")
     name = model.name if name is None else name
@@ -143,11 +143,11 @@ def export_saved_model(
         model_name_error("name", name),
         None if version is None else integer_error("version", version, minimum=1),
         None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
-        _warmup_examples_error(model.kind, warmup_examples),
+        warmup_examples_error(model.kind, warmup_examples),
     )
     labels = [str(label) for label in model.labels]
     model = merged_adapters(model)
-    examples = _warmup_examples(model, warmup_examples)
+    examples = resolved_warmup_examples(model, warmup_examples)
     model_dir = os.path.join(_writable_dir(base_dir), name)
     os.makedirs(model_dir, exist_ok=True)
     version = _resolve_version(model_dir, version, overwrite)
@@ -157,11 +157,11 @@ def export_saved_model(
     staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
     try:
         os.mkdir(staging)
-        signatures = _save_serving_model(model, labels, top_k, staging)
+        signatures = save_serving_model(model, labels, top_k, staging)
         report = custom_op_report(staging)
         _logger.info("%s", report)
         if warmup:
-            _write_warmup_requests(staging, name, model, examples)
+            write_warmup_requests(staging, name, model, examples)
         if verify:
             _verify_reload(staging, model, examples)
         result = ExportResult(
@@ -173,7 +173,7 @@ def export_saved_model(
             custom_ops=report,
             export_seconds=round(time.perf_counter() - started, 2),
         )
-        _write_metadata(
+        write_metadata(
             staging,
             {
                 "name": name,
@@ -333,7 +333,7 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
     if kind == "text":
         expected = model(model.preprocessor(examples), training=False)
     else:
-        expected = np.concatenate([model(_decode_image(example)[None], training=False) for example in examples])
+        expected = np.concatenate([model(decode_image(example)[None], training=False) for example in examples])
     expected = np.asarray(expected, dtype="float32")
     difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
     tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE

@@ -79,7 +79,7 @@ class _ServingModule(tf.Module):
         return outputs
 
 
-def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
+def save_serving_model(model: keras.Model, labels: list[str], top_k: int | None, export_dir: str) -> dict[str, dict]:
     """Write `model` as a SavedModel with its signatures to `export_dir`; return each signature's specs."""
     with tempfile.TemporaryDirectory() as labels_dir:
         labels_path = os.path.join(labels_dir, LABELS_ASSET)
@@ -97,7 +97,7 @@ def _save_serving_model(model: keras.Model, labels: list[str], top_k: int | None
     }
 
 
-def _decode_image(image_bytes, image_size=None, resizing=None) -> tf.Tensor:
+def decode_image(image_bytes, image_size=None, resizing=None) -> tf.Tensor:
     """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
 
     The resize is the model's own (its Resizing layer's options: crop to aspect
@@ -135,7 +135,7 @@ def _image_signatures(module: _ServingModule, model) -> dict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
         images = tf.map_fn(
-            lambda encoded: _decode_image(encoded, (height, width), model.resizing),
+            lambda encoded: decode_image(encoded, (height, width), model.resizing),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
