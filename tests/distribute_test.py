@@ -131,8 +131,35 @@ def test_mixed_precision_keeps_head_and_loss_float32_and_trains(small_resnet_pre
     )
     history = model.fit(data, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    # Keras' own LossScaleOptimizer applies replica 1's overflowing gradients here and the weights become NaN.
     assert [weight.path for weight in model.weights if not np.all(np.isfinite(weight.numpy()))] == []
+    if policy == "mixed_float16":
+        _replica_one_overflows_only_keras_own_loss_scaler_applies_it(small_resnet_preset, mirrored)
+
+
+def _replica_one_overflows_only_keras_own_loss_scaler_applies_it(preset, mirrored):
+    """Replica 1 gets pixels of 6e4 (float16 gradients overflow), replica 0 ordinary ones, 8 steps of SGD.
+
+    Measured: Keras' LossScaleOptimizer (replica 0's gradients checked) applies replica 1's overflow and 52 weights
+    end non-finite; tftune's skips those steps (3 of 8) on both replicas and every weight stays finite.
+    """
+    images = np.random.RandomState(0).uniform(0, 255, (32, 32, 32, 3)).astype("float32")
+    images[np.arange(32) % 4 >= 2] *= 6e4 / 255  # positions 2, 3 of each global batch of 4: replica 1's share
+    data = distribute.distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((images, np.arange(32) % 2)), mirrored, global_batch_size=4
+    )
+    non_finite, steps = {}, {}
+    for all_replicas in (True, False):
+        keras.utils.set_random_seed(1)
+        with mirrored.scope(), distribute.precision_scope("mixed_float16"):
+            model = tftune.build_image_classifier(preset, 2, image_size=(32, 32), weights=None)
+            model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+            if all_replicas:
+                distribute.use_all_replicas_loss_scaling(model)
+        model.fit(data, epochs=1, verbose=0)
+        non_finite[all_replicas] = [weight.path for weight in model.weights if not np.all(np.isfinite(weight.numpy()))]
+        steps[all_replicas] = int(model.optimizer.iterations.numpy())
+    assert non_finite[True] == [] and 0 < steps[True] < 8  # some steps skipped, the others applied
+    assert non_finite[False] != []  # the control: the overflow the fix is for
 
 
 def test_distribute_dataset_batches_shards_and_keeps_the_partial_batch(mirrored):
