@@ -76,8 +76,10 @@ def fit(
       they work under every strategy; validation stays unweighted.
     - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
       call after a crash and it resumes at the interrupted epoch, in its
-      unfreezing stage), the best weights (lowest `val_loss`, or `loss`
-      without validation data) in `best.weights.h5` (their value in
+      unfreezing stage; every checkpoint is written to a new file and then
+      renamed into place, so a kill during a write leaves the previous one),
+      the best weights (lowest `val_loss`, or `loss` without validation
+      data) in `best.weights.h5` (their value in
       `best.json`: after a resume they are replaced only by an epoch better
       than every epoch before the interruption), TensorBoard logs in
       `logs/` (`tensorboard=False` to skip them; they need the `tensorboard`
@@ -288,7 +290,7 @@ def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, ex
         backup = os.path.join(directory, "backup")
         callbacks += [
             _BestWeightsCheckpoint(directory, monitor, resuming=os.path.isdir(backup)),
-            keras.callbacks.BackupAndRestore(backup),
+            _AtomicBackupAndRestore(backup),
         ]
         if tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "logs")))
@@ -308,12 +310,13 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, directory: str, monitor: str, resuming: bool):
         self._record_path = os.path.join(directory, "best.json")
+        self._weights_path = os.path.join(directory, "best.weights.h5")
         record = {}
         if resuming and os.path.exists(self._record_path):
             with open(self._record_path) as record_file:
                 record = json.load(record_file)
         super().__init__(
-            os.path.join(directory, "best.weights.h5"),
+            os.path.join(directory, "best.partial.weights.h5"),  # renamed to best.weights.h5 once complete
             monitor=monitor,
             save_best_only=True,
             save_weights_only=True,
@@ -324,6 +327,41 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
         best = self.best
         super().on_epoch_end(epoch, logs)
         if self.best != best:
-            with open(self._record_path + ".tmp", "w") as record_file:
-                json.dump({"monitor": self.monitor, "best": float(self.best), "epoch": epoch}, record_file)
-            os.replace(self._record_path + ".tmp", self._record_path)
+            os.replace(self.filepath, self._weights_path)
+            _write_atomically(
+                self._record_path, json.dumps({"monitor": self.monitor, "best": float(self.best), "epoch": epoch})
+            )
+
+
+class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose backup is replaced atomically: a kill during a write leaves the previous backup.
+
+    Keras rewrites `latest.weights.h5` in place and then the epoch in
+    `training_metadata.json`: a kill during the first write leaves torn
+    weights (the resume fails), between the two new weights with the old
+    epoch (an epoch trained twice). Here each backup's weights go to a new
+    file, and renaming the metadata that names that file into place commits
+    the backup.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"epoch_{self._current_epoch}_batch_{self._last_batch_seen}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, weights), overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": weights}
+        _write_atomically(self._training_metadata_path, json.dumps(metadata))
+        for name in os.listdir(self.backup_dir):
+            if name.endswith(".weights.h5") and name != weights:
+                os.remove(os.path.join(self.backup_dir, name))
+
+    def _load_model(self):
+        if os.path.exists(self._training_metadata_path):
+            with open(self._training_metadata_path) as metadata_file:
+                self._weights_path = os.path.join(self.backup_dir, json.load(metadata_file)["weights"])
+        super()._load_model()
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as staging:
+        staging.write(text)
+    os.replace(path + ".tmp", path)
