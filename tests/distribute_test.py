@@ -249,7 +249,7 @@ def test_two_worker_processes_train_identical_weights_equal_to_one_process(small
             )
         )
     single, single_logs = train_small_resnet(small_resnet_preset, tmp_path / "single", distribute.get_strategy("cpu"))
-    outputs = [process.communicate(timeout=180)[0] for process in processes]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
     for index, (process, output) in enumerate(zip(processes, outputs)):
         assert process.returncode == 0, output[-3000:]
         assert f"tftune strategy: MultiWorkerMirroredStrategy(worker {index} of 2) with 2 replica(s)" in output
@@ -259,16 +259,16 @@ def test_two_worker_processes_train_identical_weights_equal_to_one_process(small
     assert first.files == second.files == list(single) == [weight.path for weight in initial.weights]
     for name in first.files:  # every weight, BatchNorm moving statistics included
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
-    # Stated tolerance: the same 3 SGD steps with float32 sums in another order (measured max 1.5e-6).
+    # The README's tolerance, 1e-5: the same 3 SGD steps with float32 sums in another order (measured max 1.5e-6).
     for name in first.files:
-        np.testing.assert_allclose(first[name], single[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(first[name], single[name], rtol=1e-5, atol=1e-5, err_msg=name)
     moved = [weight.path for weight in initial.weights if not np.allclose(weight.numpy(), single[weight.path])]
     assert "conv1_bn/moving_mean" in moved and "conv1_conv/kernel" in moved and "probabilities/kernel" in moved
 
     logs = [json.load(open(tmp_path / f"worker{index}.npz.json")) for index in range(2)]
     assert logs[0] == logs[1]
-    np.testing.assert_allclose(logs[0]["history"]["loss"], single_logs["history"]["loss"], rtol=1e-4)
-    np.testing.assert_allclose(logs[0]["evaluation"]["loss"], single_logs["evaluation"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(logs[0]["history"]["loss"], single_logs["history"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(logs[0]["evaluation"]["loss"], single_logs["evaluation"]["loss"], rtol=1e-5)
     # One shared checkpoint_dir: the chief writes to it, worker 1 to its own subdirectory.
     assert (tmp_path / "run" / "best.weights.h5").is_file()
     assert (tmp_path / "run" / "worker_1" / "best.weights.h5").is_file()
