@@ -334,7 +334,8 @@ def test_real_bert_transfers_gradual_beats_head_only_and_random_init(bert_dir, r
     The same fit (3 epochs, AdamW 1e-3, layer decay 1/2.6, head first then every group) from the
     pretrained weights and from `weights=None`, and a head-only fit on the frozen pretrained encoder.
     Measured (4 seeds/subsets): head only 0.46-0.55, gradual 0.60-0.68, ahead by 0.06-0.15 every time;
-    random init stays near chance. Asserted margins: 0.04 and 0.08.
+    random init stays near chance. Asserted margins: 0.04 and 0.08, and an absolute floor of 0.58 for gradual
+    (chance is 0.5; on 400 examples a model at chance is above 0.58 with probability < 0.1%).
     """
     rng = np.random.RandomState(0)
     by_class = [rng.permutation(np.flatnonzero(rotten_tomatoes.labels == label)) for label in (0, 1)]
@@ -353,6 +354,7 @@ def test_real_bert_transfers_gradual_beats_head_only_and_random_init(bert_dir, r
         accuracy[mode] = model.evaluate({name: value[len(train):] for name, value in features.items()},
                                         rotten_tomatoes.labels[test], batch_size=100, verbose=0,
                                         return_dict=True)["accuracy"]
+    assert accuracy["gradual"] >= 0.58, accuracy
     assert accuracy["gradual"] >= accuracy["head_only"] + 0.04, accuracy
     assert accuracy["gradual"] >= accuracy["random_init"] + 0.08, accuracy
 
