@@ -156,7 +156,7 @@ def _replica_one_overflows_only_keras_own_loss_scaler_applies_it(preset, mirrore
             if all_replicas:
                 distribute.use_all_replicas_loss_scaling(model)
         model.fit(data, epochs=1, verbose=0)
-        non_finite[all_replicas] = [weight.path for weight in model.weights if not np.all(np.isfinite(weight.numpy()))]
+        non_finite[all_replicas] = [w.path for w in model.weights if not np.all(np.isfinite(w.numpy()))]
         steps[all_replicas] = int(model.optimizer.iterations.numpy())
     assert non_finite[True] == [] and 0 < steps[True] < 8  # some steps skipped, the others applied
     assert non_finite[False] != []  # the control: the overflow the fix is for
