@@ -362,7 +362,7 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     assert cli.main(["evaluate", str(run), test_dir, "--output-dir", str(tmp_path / "test_report")]) == 0
     tested = _metrics(tmp_path / "test_report")
     assert tested["examples"] == 200 and sorted(tested["per_class"]) == DIGITS
-    assert tested["accuracy"] > 0.2  # ten classes: chance is 0.1
+    assert tested["accuracy"] > 0.35  # ten classes: chance 0.1; measured 0.505, so a model that did not train fails
     assert cli.main(["evaluate", str(saved_models / "digits" / "1"), test_dir, "--output-dir", str(tmp_path / "served")]) == 0
     served = _metrics(tmp_path / "served")
     assert served["examples"] == 200

@@ -22,14 +22,19 @@ from tftune import export
 TEXT_LABELS = ["rotten", "fresh"]
 IMAGE_LABELS = ["cat", "dog", "fox"]
 
-# A fresh interpreter that can import tensorflow and tensorflow_text but not
-# tftune or keras-hub (blocked), as in a model server. It first records which
-# ops of each SavedModel core TensorFlow alone leaves unregistered, then
-# loads the exports and runs the requested signatures.
+# Python packages a model server does without: blocked in the serving process.
+NOT_AT_SERVING_TIME = ("keras", "keras_hub", "tf_keras", "tftune")
+# A fresh interpreter that can import tensorflow but not Keras, tf_keras, keras-hub
+# or tftune (blocked), as in a model server. It first records which ops of each
+# SavedModel core TensorFlow alone leaves unregistered, then loads
+# tensorflow_text's op libraries (its Python package imports Keras; a model
+# server links only the ops), loads the exports and runs the requested
+# signatures, and finally reports which of the blocked packages it could import.
 _SERVE_SCRIPT = r"""
-import base64, json, sys
-for blocked in ("tftune", "keras_hub"):
-    sys.modules[blocked] = None
+import base64, glob, importlib, importlib.util, json, os, sys
+blocked = json.loads(sys.argv[1])
+for name in blocked:
+    sys.modules[name] = None
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -50,7 +55,9 @@ def graph_ops(path):
 
 paths = sorted({job["path"] for job in jobs})
 unregistered = {path: sorted(op for op in graph_ops(path) if op_def_registry.get(op) is None) for path in paths}
-import tensorflow_text
+text_ops = os.path.join(importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops")
+for library in sorted(glob.glob(os.path.join(text_ops, "_*.so"))):
+    tf.load_op_library(library)
 loaded = {path: tf.saved_model.load(path) for path in paths}
 results = []
 for job in jobs:
@@ -71,7 +78,19 @@ for job in jobs:
         }
         for key, tensor in outputs.items()
     })
-print(json.dumps({"unregistered": unregistered, "results": results}))
+
+def importable(name):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+print(json.dumps({
+    "unregistered": unregistered,
+    "results": results,
+    "importable": {name: importable(name) for name in ("keras", "keras_hub", "tf_keras", "tftune", "tensorflow")},
+}))
 """
 
 
@@ -185,14 +204,17 @@ def served(exports, text_model, texts):
         "mixed": (exports["mixed"], "serving_default", {"image_bytes": ("b64", encoded)}),
     }
     answer = serve_in_tensorflow_only(jobs.values())
-    return {"unregistered": answer["unregistered"], **dict(zip(jobs, answer["results"]))}
+    return {key: answer[key] for key in ("unregistered", "importable")} | dict(zip(jobs, answer["results"]))
 
 
 def serve_in_tensorflow_only(jobs) -> dict:
     """Run (export, signature, inputs) jobs in one fresh TensorFlow-only process: unregistered ops and outputs."""
     request = [{"path": result.path, "signature": signature, "inputs": inputs} for result, signature, inputs in jobs]
     process = subprocess.run(
-        [sys.executable, "-c", _SERVE_SCRIPT], input=json.dumps(request), capture_output=True, text=True
+        [sys.executable, "-c", _SERVE_SCRIPT, json.dumps(NOT_AT_SERVING_TIME)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
     )
     if process.returncode != 0:
         raise RuntimeError(f"serving the exports failed:\n{process.stderr[-3000:]}")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_fixtures import decoded, image_bytes, keras_image_probabilities
+from export_fixtures import decoded, image_bytes, image_model_from, keras_image_probabilities
 
 from tftune import export
 
@@ -157,3 +158,45 @@ def test_export_from_keras_file_and_checkpoint_directory(image_model, tmp_path):
     with pytest.raises(ValueError, match=r"'.*empty\.keras' exists but is not a readable Keras archive"):
         export.export_from_file(str(empty), base_dir)
     assert os.listdir(base_dir) == ["pets"]
+
+
+def _model_whose_head_activation_is(preset, activation):
+    """A fresh image classifier whose output layer applies `activation` (a user's own Python code) to its logits."""
+    model = image_model_from(preset)
+    model.get_layer("probabilities").activation = activation
+    return model
+
+
+def _softmax_in_python(logits):
+    """Softmax in a `tf.py_function`: Python code in the graph, which a SavedModel cannot carry to a model server."""
+    probabilities = tf.py_function(tf.nn.softmax, [logits], tf.float32)
+    return tf.ensure_shape(probabilities, logits.shape)
+
+
+def _softmax_shifted_when_traced(logits):
+    """Keras (eager) calls get the softmax; the traced serving graph gets it rolled by one class."""
+    return tf.nn.softmax(logits if tf.executing_eagerly() else tf.roll(logits, 1, axis=-1))
+
+
+@pytest.mark.slow
+def test_the_pre_publish_check_refuses_an_export_that_does_not_run_or_disagrees(small_resnet_preset, tmp_path):
+    base_dir = tmp_path / "saved_models"
+    python_in_graph = _model_whose_head_activation_is(small_resnet_preset, _softmax_in_python)
+    with pytest.raises(
+        RuntimeError,
+        match=r"does not load and run in a process with only tensorflow .*, where tftune, keras_hub, keras, "
+        r"tf_keras cannot be imported; nothing was published\.(.|\n)*pyfunc",
+    ):
+        export.export_saved_model(python_in_graph, base_dir, name="pets", warmup=False)
+    shifted = _model_whose_head_activation_is(small_resnet_preset, _softmax_shifted_when_traced)
+    expected = keras_image_probabilities(shifted, image_bytes())
+    keras_labels = [shifted.labels[index] for index in expected.argmax(-1)]
+    served_labels = [shifted.labels[index] for index in np.roll(expected, 1, axis=-1).argmax(-1)]
+    assert served_labels != keras_labels  # a roll by one class moves every argmax
+    with pytest.raises(
+        RuntimeError,
+        match=rf"disagrees with the Keras model: .* served labels {re.escape(str(served_labels))}, "
+        rf"Keras labels {re.escape(str(keras_labels))}; nothing was published\.",
+    ):
+        export.export_saved_model(shifted, base_dir, name="pets", warmup=False, warmup_examples=image_bytes())
+    assert os.listdir(base_dir / "pets") == []  # no version, no staging directory left

@@ -32,6 +32,10 @@ def _assert_matches(outputs, expected, labels, tolerance=1e-5):
 
 @pytest.mark.slow
 def test_text_signatures_match_keras_in_a_tensorflow_only_process(served, text_model, texts):
+    # No Keras code at serving time: the process that served every export could import tensorflow but not
+    # keras, tf_keras, keras_hub or tftune.
+    assert served["importable"] == {"keras": False, "keras_hub": False, "tf_keras": False, "tftune": False,
+                                    "tensorflow": True}
     expected = keras_text_probabilities(text_model, texts)
     _assert_matches(served["text"], expected, TEXT_LABELS)
     _assert_matches(served["tokens"], expected, TEXT_LABELS)

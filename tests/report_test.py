@@ -53,7 +53,8 @@ def trained_digits(small_resnet_preset):
     splits = data.load_image_splits(subset, validation_fraction=0.25)
     prepared = data.image_pipelines(splits, (32, 32), batch_size=25)
     model = tftune.build_image_classifier(small_resnet_preset, 10, image_size=(32, 32), labels=prepared.label_names)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Adam 3e-3: 0.64 validation accuracy after 3 epochs (1e-3 reached only 0.28, too close to chance for a floor).
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(prepared.train, validation_data=prepared.validation, epochs=3, verbose=0)
     return model, prepared, history
 
@@ -81,8 +82,8 @@ def test_write_report_files_with_finite_in_range_values(trained_digits, tmp_path
         metrics = json.load(file, parse_constant=lambda constant: pytest.fail(f"non-JSON constant {constant}"))
     assert metrics == result.metrics
     assert metrics["examples"] == prepared.validation_size == 50
-    # Trained for real: at least twice chance (0.1, also the majority baseline: 10 balanced classes).
-    assert metrics["accuracy"] > 0.2 and metrics["macro_f1"] > 0.15
+    # Trained for real: chance is 0.1 (also the majority baseline: 10 balanced classes); measured 0.64.
+    assert metrics["accuracy"] > 0.4 and metrics["macro_f1"] > 0.3
     assert metrics["majority_baseline"]["accuracy"] == pytest.approx(0.1)
     assert math.isfinite(metrics["loss"]) and metrics["loss"] >= 0.0
     assert set(metrics["per_class"]) == set(prepared.label_names)

@@ -155,19 +155,24 @@ def test_a_resumed_run_keeps_the_best_weights_of_the_epochs_before_the_interrupt
 
 _TRAINER = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, resource, signal, sys, time
     import keras, numpy as np, tensorflow as tf
     from tftune import ModelSpec
     from tftune.train import fit
     from tftune.unfreeze import GradualUnfreezing
 
-    preset, checkpoint_dir, journal, kill_point = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    preset, checkpoint_dir, journal, kill_point, schedule = sys.argv[1:6]
 
     class Journal(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             trainable = [group.name for group in self.model.layer_groups if group.trainable]
             with open(journal, "a") as file:
                 file.write(json.dumps({"pid": os.getpid(), "epoch": epoch, "trainable": trainable}) + "\\n")
+            if kill_point == f"write:{epoch}":
+                # No file may grow past 100 kB from here: the kernel kills this process (SIGXFSZ) in the middle
+                # of the first checkpoint written at the end of this epoch.
+                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it (the write would fail instead)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
         def on_train_batch_end(self, batch, logs=None):
             if kill_point == f"{self._epoch}:{batch}":
@@ -184,44 +189,95 @@ _TRAINER = textwrap.dedent(
     spec = ModelSpec("image", preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
     callback = Journal()
     callback._epoch = 0
-    result = fit(spec, data, epochs=3, batch_size=4, strategy="cpu", optimizer="adam", learning_rate=1e-3,
-                 unfreezing=GradualUnfreezing(verbose=0), checkpoint_dir=checkpoint_dir, tensorboard=False, callbacks=[callback], verbose=0)
+    unfreezing = GradualUnfreezing(None if schedule == "one_group_per_epoch" else schedule, verbose=0)
+    # Validation labels are the training labels flipped: val_loss rises as the model fits, so after epoch 0 no
+    # epoch beats the best and the backup is the first checkpoint written at an epoch's end.
+    validation = data.map(lambda image, label: (image, 1 - label))
+    result = fit(spec, data, validation, epochs=3, batch_size=4, strategy="cpu", optimizer="adam",
+                 learning_rate=1e-3, unfreezing=unfreezing, checkpoint_dir=checkpoint_dir, tensorboard=False,
+                 callbacks=[callback], verbose=0)
     np.savez(journal + ".npz", *[weight.numpy() for weight in result.model.weights])
     """
 )
 
 
-def _train(preset, checkpoint_dir, journal, kill_point="none"):
-    return subprocess.Popen([sys.executable, "-c", _TRAINER, preset, str(checkpoint_dir), str(journal), kill_point])
+def _train(preset, checkpoint_dir, journal, kill_point="none", schedule="one_group_per_epoch"):
+    return subprocess.Popen(
+        [sys.executable, "-c", _TRAINER, preset, str(checkpoint_dir), str(journal), kill_point, schedule]
+    )
 
 
 def _journal(path):
     return [json.loads(line) for line in open(path)]
 
 
+def _wait_for_kill_point(process, ready, what):
+    deadline = time.time() + 600
+    while not ready.exists():
+        assert time.time() < deadline and process.poll() is None, f"the training process never reached {what}"
+        time.sleep(0.2)
+
+
+def _resumed_entries(journal, reference):
+    """The journal entries of the resumed process, checked against the uninterrupted run's; returns them."""
+    run = _journal(journal)
+    first_pid = run[0]["pid"]
+    assert [entry["epoch"] for entry in run if entry["pid"] == first_pid] == [0, 1]
+    resumed = [entry for entry in run if entry["pid"] != first_pid]
+    assert [entry["epoch"] for entry in resumed] == [1, 2]  # not restarted from epoch 0
+    assert resumed == [dict(entry, pid=resumed[0]["pid"]) for entry in _journal(reference)[1:]]
+    return resumed
+
+
+def _assert_same_final_weights(reference, run):
+    expected, actual = np.load(f"{reference}.npz"), np.load(f"{run}.npz")
+    for name in expected.files:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_sigkill_in_epoch_two_resumes_at_epoch_two_in_its_unfreezing_stage(small_resnet_preset, tmp_path):
     uninterrupted = _train(small_resnet_preset, tmp_path / "reference", tmp_path / "reference.jsonl")
     killed = _train(small_resnet_preset, tmp_path / "run", tmp_path / "run.jsonl", kill_point="1:1")
-    deadline = time.time() + 180
-    while not (tmp_path / "run.jsonl.ready").exists():
-        assert time.time() < deadline and killed.poll() is None, "the training process never reached epoch 2"
-        time.sleep(0.2)
+    _wait_for_kill_point(killed, tmp_path / "run.jsonl.ready", "epoch 2")
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     resumed = _train(small_resnet_preset, tmp_path / "run", tmp_path / "run.jsonl")
-    assert resumed.wait(timeout=240) == 0 and uninterrupted.wait(timeout=240) == 0
-
-    reference, run = _journal(tmp_path / "reference.jsonl"), _journal(tmp_path / "run.jsonl")
-    first_pid = run[0]["pid"]
-    assert [entry["epoch"] for entry in run if entry["pid"] == first_pid] == [0, 1]
-    resumed_entries = [entry for entry in run if entry["pid"] != first_pid]
-    assert [entry["epoch"] for entry in resumed_entries] == [1, 2]  # not restarted from epoch 0
-    assert resumed_entries == [dict(entry, pid=resumed_entries[0]["pid"]) for entry in reference[1:]]
+    assert resumed.wait(timeout=600) == 0 and uninterrupted.wait(timeout=600) == 0
+    resumed_entries = _resumed_entries(tmp_path / "run.jsonl", tmp_path / "reference.jsonl")
     assert resumed_entries[0]["trainable"] == ["stage_4", "head"]  # the stage of epoch 2, not "head only"
-    expected, actual = np.load(tmp_path / "reference.jsonl.npz"), np.load(tmp_path / "run.jsonl.npz")
-    for name in expected.files:
-        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+    _assert_same_final_weights(tmp_path / "reference.jsonl", tmp_path / "run.jsonl")
+
+
+@pytest.mark.slow
+def test_a_head_first_run_killed_mid_epoch_or_mid_checkpoint_write_resumes_like_an_uninterrupted_run(
+    small_resnet_preset, tmp_path
+):
+    """The default schedule for pretrained weights: its boundary is a step inside epoch 1, its resumes land after it.
+
+    One run gets SIGKILL in epoch 2; another is killed by the kernel (SIGXFSZ, a file size limit) while its
+    end-of-epoch-2 backup is half written: the resume must ignore the torn file and restart from epoch 2.
+    """
+    def train(name, kill_point="none"):
+        return _train(small_resnet_preset, tmp_path / name, tmp_path / f"{name}.jsonl", kill_point, "head_first")
+
+    processes = {"reference": train("reference"), "killed": train("killed", "1:1"), "torn": train("torn", "write:1")}
+    _wait_for_kill_point(processes["killed"], tmp_path / "killed.jsonl.ready", "epoch 2")
+    os.kill(processes["killed"].pid, signal.SIGKILL)
+    assert processes["killed"].wait() == -signal.SIGKILL
+    assert processes["torn"].wait(timeout=600) == -signal.SIGXFSZ
+    backup = tmp_path / "torn" / "backup"
+    # Killed mid-write: a weights file (a whole one is ~600 kB) stopped at the limit.
+    assert any(path.suffix == ".h5" and path.stat().st_size <= 100_000 for path in backup.iterdir()), sorted(
+        (path.name, path.stat().st_size) for path in backup.iterdir()
+    )
+    resumed = {name: train(name) for name in ("killed", "torn")}
+    assert processes["reference"].wait(timeout=600) == 0
+    for name, process in resumed.items():
+        assert process.wait(timeout=600) == 0, name
+        resumed_entries = _resumed_entries(tmp_path / f"{name}.jsonl", tmp_path / "reference.jsonl")
+        assert len(resumed_entries[0]["trainable"]) == 6  # every group, past the head-first boundary
+        _assert_same_final_weights(tmp_path / "reference.jsonl", tmp_path / f"{name}.jsonl")
 
 
 def _imbalanced_examples():

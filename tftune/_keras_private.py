@@ -13,6 +13,7 @@ checkpoint's pooling mode only in its private converter.
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -58,3 +59,33 @@ def checkpoint_pooling(directory: str | os.PathLike) -> str | None:
 def base_kernel(layer: keras.layers.Layer):
     """The kernel variable of a LoRA-enabled Dense / EinsumDense / Conv layer (its `kernel` property merges the adapters)."""
     return layer._kernel
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose backup is replaced atomically: a kill during a write leaves the previous backup.
+
+    Keras rewrites `latest.weights.h5` in place and then the epoch in
+    `training_metadata.json`: a kill during the first write leaves torn
+    weights (the resume fails), between the two new weights with the old
+    epoch (an epoch trained twice). Here each backup's weights go to a new
+    file, and renaming the metadata that names that file into place commits
+    the backup.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"epoch_{self._current_epoch}_batch_{self._last_batch_seen}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, weights), overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": weights}
+        with open(self._training_metadata_path + ".tmp", "w") as staging:
+            staging.write(json.dumps(metadata))
+        os.replace(self._training_metadata_path + ".tmp", self._training_metadata_path)
+        for name in os.listdir(self.backup_dir):
+            if name.endswith(".weights.h5") and name != weights:
+                os.remove(os.path.join(self.backup_dir, name))
+
+    def _load_model(self):
+        if os.path.exists(self._training_metadata_path):
+            with open(self._training_metadata_path) as metadata_file:
+                self._weights_path = os.path.join(self.backup_dir, json.load(metadata_file)["weights"])
+        super()._load_model()

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftune import distribute
+from tftune._keras_private import AtomicBackupAndRestore
 from tftune._validation import integer_error, number_error, raise_errors
 from tftune.builders import ModelSpec
 from tftune.lora import LoraCheckpoint, enable_lora, lora_errors
@@ -82,8 +83,10 @@ def fit(
       they work under every strategy; validation stays unweighted.
     - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
       call after a crash and it resumes at the interrupted epoch, in its
-      unfreezing stage), the best weights (lowest `val_loss`, or `loss`
-      without validation data) in `best.weights.h5` (their value in
+      unfreezing stage; every checkpoint is written to a new file and then
+      renamed into place, so a kill during a write leaves the previous one),
+      the best weights (lowest `val_loss`, or `loss` without validation
+      data) in `best.weights.h5` (their value in
       `best.json`: after a resume they are replaced only by an epoch better
       than every epoch before the interruption), TensorBoard logs in
       `logs/` (`tensorboard=False` to skip them; they need the `tensorboard`
@@ -303,9 +306,9 @@ def _callbacks(unfreezing, directory, tensorboard, patience, validation_data, ex
         backup = os.path.join(directory, "backup")
         resuming = os.path.isdir(backup)
         callbacks.append(_BestWeightsCheckpoint(directory, monitor, resuming))
-        if lora:  # before BackupAndRestore: adapters are saved before each backup, restored after it
+        if lora:  # before the backup: adapters are saved before each backup, restored after it
             callbacks.append(LoraCheckpoint(os.path.join(directory, "lora")))
-        callbacks.append(keras.callbacks.BackupAndRestore(backup))
+        callbacks.append(AtomicBackupAndRestore(backup))
         if resuming:
             callbacks.append(_ResumeNotice(callbacks[0], backup))
         if tensorboard:
@@ -348,12 +351,13 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, directory: str, monitor: str, resuming: bool):
         self._record_path = os.path.join(directory, "best.json")
+        self._weights_path = os.path.join(directory, "best.weights.h5")
         record = {}
         if resuming and os.path.exists(self._record_path):
             with open(self._record_path) as record_file:
                 record = json.load(record_file)
         super().__init__(
-            os.path.join(directory, "best.weights.h5"),
+            os.path.join(directory, "best.partial.weights.h5"),  # renamed to best.weights.h5 once complete
             monitor=monitor,
             save_best_only=True,
             save_weights_only=True,
@@ -364,6 +368,13 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
         best = self.best
         super().on_epoch_end(epoch, logs)
         if self.best != best:
-            with open(self._record_path + ".tmp", "w") as record_file:
-                json.dump({"monitor": self.monitor, "best": float(self.best), "epoch": epoch}, record_file)
-            os.replace(self._record_path + ".tmp", self._record_path)
+            os.replace(self.filepath, self._weights_path)
+            _write_atomically(
+                self._record_path, json.dumps({"monitor": self.monitor, "best": float(self.best), "epoch": epoch})
+            )
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as staging:
+        staging.write(text)
+    os.replace(path + ".tmp", path)

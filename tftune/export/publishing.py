@@ -120,9 +120,10 @@ def export_saved_model(
         warmup_examples: real inputs for the warm-up requests and the reload
             check: strings for text models, JPEG / PNG bytes for image models
             (default: two short sentences, or a generated JPEG and PNG).
-        verify: reload the export in a fresh process that imports only
-            tensorflow (+ tensorflow_text) and check its predictions on
-            `warmup_examples` against the Keras model before publishing.
+        verify: reload the export in a fresh process where only tensorflow
+            (+ tensorflow_text's ops) is loaded, Keras, keras-hub and tftune
+            cannot be imported, and check its probabilities and labels on
+            `warmup_examples` against the Keras model's before publishing.
 
     Example:
 
@@ -282,16 +283,21 @@ def _no_space_message(model_dir: str, model, reason: str) -> str:
     )
 
 
-# Runs in a fresh interpreter: only tensorflow (+ tensorflow_text for text
-# models) is importable from the tftune stack, as in a model server.
+# Python packages a model server has no use for: the reload check runs where they cannot be imported.
+_NOT_AT_SERVING_TIME = ("tftune", "keras_hub", "keras", "tf_keras")
+# Runs in a fresh interpreter where the packages above cannot be imported: only
+# tensorflow, and for text models tensorflow_text's op libraries (its Python
+# package imports Keras for its Keras layers; a model server links only the ops).
 _RELOAD_CHECK = """
-import base64, json, sys
+import base64, glob, importlib.util, json, os, sys
 request = json.loads(sys.stdin.read())
-for blocked in ("tftune", "keras_hub"):
+for blocked in request["blocked"]:
     sys.modules[blocked] = None
 import tensorflow as tf
 if request["kind"] == "text":
-    import tensorflow_text
+    ops = os.path.join(importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops")
+    for library in sorted(glob.glob(os.path.join(ops, "_*.so"))):
+        tf.load_op_library(library)
     examples = request["examples"]
 else:
     examples = [base64.b64decode(item) for item in request["examples"]]
@@ -313,6 +319,7 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
         "signature": SERVING_DEFAULT,
         "input": RAW_INPUTS[kind],
         "examples": payload,
+        "blocked": _NOT_AT_SERVING_TIME,
     }
     process = subprocess.run(
         [sys.executable, "-c", _RELOAD_CHECK],
@@ -324,7 +331,8 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
     if process.returncode != 0:
         raise RuntimeError(
             f"The exported SavedModel does not load and run in a process with only tensorflow "
-            f"(+ tensorflow_text); nothing was published.\n{process.stderr[-3000:]}"
+            f"(+ tensorflow_text's ops), where {', '.join(_NOT_AT_SERVING_TIME)} cannot be imported; "
+            f"nothing was published.\n{process.stderr[-3000:]}"
         )
     served = json.loads(process.stdout.strip().splitlines()[-1])
     # Direct calls, not predict_on_batch: under a MirroredStrategy predict_on_batch
@@ -337,12 +345,12 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
     expected = np.asarray(expected, dtype="float32")
     difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
     tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE
-    expected_labels = [model.labels[index] for index in np.argmax(served["probabilities"], axis=-1)]
+    expected_labels = [str(model.labels[index]) for index in np.argmax(expected, axis=-1)]
     if difference > tolerance or served["label"] != expected_labels:
         raise RuntimeError(
             f"The reloaded SavedModel disagrees with the Keras model: max |probability difference| "
-            f"{difference:.3g} (tolerance {tolerance}), labels {served['label']} vs {expected_labels}; "
-            f"nothing was published."
+            f"{difference:.3g} (tolerance {tolerance}), served labels {served['label']}, Keras labels "
+            f"{expected_labels}; nothing was published."
         )
 
 
