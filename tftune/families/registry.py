@@ -19,7 +19,7 @@ import os
 import keras
 
 from tftune._validation import raise_errors
-from tftune.families import bert, efficientnet, resnet
+from tftune.families import bert, cspnet, densenet, efficientnet, hgnetv2, mobilenet, resnet, vgg, xception
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
 # Subclasses before their parents (`owns` is an exact type match, `accepts` may overlap on names).
@@ -27,6 +27,12 @@ FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     resnet.FAMILY,
     efficientnet.FAMILY,
+    mobilenet.FAMILY,
+    densenet.FAMILY,
+    vgg.FAMILY,
+    cspnet.FAMILY,
+    xception.FAMILY,
+    hgnetv2.FAMILY,
 )
 
 
