@@ -19,7 +19,20 @@ import os
 import keras
 
 from tftune._validation import raise_errors
-from tftune.families import bert, cspnet, densenet, efficientnet, hgnetv2, mobilenet, resnet, vgg, xception
+from tftune.families import (
+    bert,
+    cspnet,
+    deit,
+    densenet,
+    efficientnet,
+    hgnetv2,
+    mobilenet,
+    resnet,
+    swin,
+    vgg,
+    vit,
+    xception,
+)
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
 # Subclasses before their parents (`owns` is an exact type match, `accepts` may overlap on names).
@@ -33,6 +46,9 @@ FAMILIES: tuple[Family, ...] = (
     cspnet.FAMILY,
     xception.FAMILY,
     hgnetv2.FAMILY,
+    vit.FAMILY,
+    deit.FAMILY,
+    swin.FAMILY,
 )
 
 
