@@ -26,7 +26,9 @@ from tftune.families import (
     densenet,
     efficientnet,
     hgnetv2,
+    mit,
     mobilenet,
+    mobilenetv5,
     resnet,
     swin,
     vgg,
@@ -49,6 +51,8 @@ FAMILIES: tuple[Family, ...] = (
     vit.FAMILY,
     deit.FAMILY,
     swin.FAMILY,
+    mit.FAMILY,
+    mobilenetv5.FAMILY,
 )
 
 
