@@ -22,7 +22,12 @@ def tiny_cspnet(directory: str) -> None:
     keras_hub.layers.CSPNetImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(directory)
 
 
-CASE = FamilyCase(family=cspnet.FAMILY, make_preset=tiny_cspnet, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)})
+CASE = FamilyCase(
+    family=cspnet.FAMILY,
+    make_preset=tiny_cspnet,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
+)
 
 
 def test_family(tmp_path):

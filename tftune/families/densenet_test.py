@@ -9,7 +9,12 @@ def tiny_densenet(directory: str) -> None:
     keras_hub.layers.DenseNetImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(directory)
 
 
-CASE = FamilyCase(family=densenet.FAMILY, make_preset=tiny_densenet, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)})
+CASE = FamilyCase(
+    family=densenet.FAMILY,
+    make_preset=tiny_densenet,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
+)
 
 
 def test_family(tmp_path):

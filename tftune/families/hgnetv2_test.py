@@ -19,7 +19,12 @@ def tiny_hgnetv2(directory: str) -> None:
     keras_hub.layers.HGNetV2ImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(directory)
 
 
-CASE = FamilyCase(family=hgnetv2.FAMILY, make_preset=tiny_hgnetv2, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)})
+CASE = FamilyCase(
+    family=hgnetv2.FAMILY,
+    make_preset=tiny_hgnetv2,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
+)
 
 
 def test_family(tmp_path):

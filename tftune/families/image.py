@@ -147,7 +147,8 @@ def transformers_resizing(local: LocalDirectory) -> dict:
     """The resizing of a Hugging Face image processor: a stretch to the size, `resample` 2 bilinear / 3 bicubic.
 
     Like keras-hub's Swin converter, with antialiasing (PIL, which Hugging Face
-    processors resize with, filters when it shrinks).
+    processors resize with, filters when it shrinks). A processor's center crop
+    (`do_center_crop`) is not reproduced.
     """
     path = os.path.join(local.path, "preprocessor_config.json")
     config = {}

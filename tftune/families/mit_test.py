@@ -25,4 +25,5 @@ CASE = FamilyCase(family=mit.FAMILY, make_preset=tiny_mit, groups=("stage_1", "s
 
 def test_family(tmp_path):
     model = run_family_test(CASE, tmp_path)
-    assert [layer.name for layer in model.layer_groups[0].layers][:2] == ["patch_and_embed_0", "hierarchical_encoder_0_0"]
+    first_stage = [layer.name for layer in model.layer_groups[0].layers]
+    assert first_stage[:2] == ["patch_and_embed_0", "hierarchical_encoder_0_0"]

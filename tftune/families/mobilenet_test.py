@@ -25,7 +25,12 @@ def tiny_mobilenet(directory: str) -> None:
     keras_hub.layers.MobileNetImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(directory)
 
 
-CASE = FamilyCase(family=mobilenet.FAMILY, make_preset=tiny_mobilenet, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)})
+CASE = FamilyCase(
+    family=mobilenet.FAMILY,
+    make_preset=tiny_mobilenet,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
+)
 
 
 def test_family(tmp_path):

@@ -39,6 +39,10 @@ class ViTFamily(ImageFamily):
     image_converter_class = keras_hub.layers.ViTImageConverter
     transformers_model_types = ("vit",)
     lora_targets = ("query", "value")
+    limits = (
+        "a Hugging Face folder's center crop (DeiT's: resize to 256, crop 224) is not applied: images are resized "
+        "straight to the model's size",
+    )
     # The backbone's two composite layers.
     embedding_layer = "vit_patching_and_embedding"
     encoder_layer = "vit_encoder"

@@ -51,7 +51,8 @@ def _hugging_face_vit(directory: str, preprocessor: dict | None) -> str:
 
 def test_hugging_face_folder_normalizes_as_its_preprocessor_config_says(tmp_path):
     # keras-hub loads a Hugging Face ViT folder with no image converter (no resize, no normalization).
-    preprocessor = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "rescale_factor": 1 / 255, "resample": 2}
+    preprocessor = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "rescale_factor": 1 / 255, "resample": 2}
+    preprocessor.update({"do_center_crop": True, "crop_size": 32, "size": 36})  # the crop is a stated limit
     resolved = resolve_backbone(_hugging_face_vit(str(tmp_path / "vit"), preprocessor), weights=None)
     assert resolved.family is vit.FAMILY and resolved.image_size == (32, 32)
     np.testing.assert_allclose(resolved.normalization["scale"], [2 / 255] * 3)

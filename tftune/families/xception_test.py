@@ -11,7 +11,12 @@ def tiny_xception(directory: str) -> None:
     keras_hub.layers.XceptionImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(directory)
 
 
-CASE = FamilyCase(family=xception.FAMILY, make_preset=tiny_xception, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)})
+CASE = FamilyCase(
+    family=xception.FAMILY,
+    make_preset=tiny_xception,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
+)
 
 
 def test_family(tmp_path):
