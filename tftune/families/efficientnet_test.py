@@ -9,7 +9,7 @@ def tiny_efficientnet(directory: str) -> None:
         stackwise_width_coefficients=[1.0, 1.0],
         stackwise_depth_coefficients=[1.0, 1.0],
         stackwise_kernel_sizes=[3, 3],
-        stackwise_num_repeats=[1, 2],
+        stackwise_num_repeats=[1, 1],
         stackwise_input_filters=[8, 8],
         stackwise_output_filters=[8, 16],
         stackwise_expansion_ratios=[1, 2],

@@ -6,14 +6,14 @@ from tftune.families.testing import FamilyCase, run_family_test
 
 def tiny_mobilenet(directory: str) -> None:
     keras_hub.models.MobileNetBackbone(
-        stackwise_expansion=[[16], [24, 24]],
-        stackwise_num_blocks=[1, 2],
-        stackwise_num_filters=[[8], [16, 16]],
-        stackwise_kernel_size=[[3], [3, 3]],
-        stackwise_num_strides=[[2], [2, 1]],
-        stackwise_se_ratio=[[None], [0.25, 0.25]],
-        stackwise_activation=[["relu"], ["hard_swish", "hard_swish"]],
-        stackwise_padding=[[1], [1, 1]],
+        stackwise_expansion=[[16], [24]],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_filters=[[8], [16]],
+        stackwise_kernel_size=[[3], [3]],
+        stackwise_num_strides=[[2], [2]],
+        stackwise_se_ratio=[[None], [0.25]],
+        stackwise_activation=[["relu"], ["hard_swish"]],
+        stackwise_padding=[[1], [1]],
         output_num_filters=32,
         depthwise_filters=8,
         depthwise_stride=2,
@@ -34,4 +34,5 @@ CASE = FamilyCase(
 
 
 def test_family(tmp_path):
-    run_family_test(CASE, tmp_path)
+    model = run_family_test(CASE, tmp_path)
+    assert [layer.name for layer in model.layer_groups[-2].layers] == ["block_2_0", "block_3_0"]  # last 1x1 block
