@@ -18,7 +18,15 @@ import keras
 import keras_hub
 
 from tftune._validation import image_size_error
-from tftune.families.base import Family, LayerGroup, LocalDirectory, Modality, groups_from_rules, load_component
+from tftune.families.base import (
+    TIMM,
+    Family,
+    LayerGroup,
+    LocalDirectory,
+    Modality,
+    groups_from_rules,
+    load_component,
+)
 
 IMAGE = Modality(name="image", raw_input="image_bytes", tensor_signature="serve_images", raw_noun="JPEG / PNG bytes")
 # ImageNet mean / std on 0..255 inputs, what most keras-hub and timm converters use.
@@ -93,7 +101,17 @@ class ImageFamily(Family):
         return [image_size_error("image_size", image_size)]
 
     def default_normalization(self, spec: str, local: LocalDirectory | None) -> dict:
-        """The normalization when the checkpoint ships no image converter (ImageNet's, unless a family knows better)."""
+        """The normalization when the checkpoint ships no image converter (ImageNet's, unless a family knows better).
+
+        A timm folder without `pretrained_cfg` is refused: keras-hub then loads
+        no converter, and timm checkpoints differ (ImageNet's mean / std, or 0.5).
+        """
+        if local is not None and local.source == TIMM:
+            raise ValueError(
+                f"{spec!r} is a timm folder whose config.json has no 'pretrained_cfg' (input_size, mean, std, "
+                f"interpolation), so tftune cannot tell how the checkpoint's images were normalized. Add the "
+                f"checkpoint's pretrained_cfg to config.json, as timm's push_to_hf_hub writes it."
+            )
         return imagenet_normalization()
 
     def default_resizing(self, spec: str, local: LocalDirectory | None) -> dict:
