@@ -18,7 +18,15 @@ import keras
 import keras_hub
 
 from tftune._validation import image_size_error
-from tftune.families.base import Family, LayerGroup, LocalDirectory, Modality, groups_from_rules, load_component
+from tftune.families.base import (
+    TIMM,
+    Family,
+    LayerGroup,
+    LocalDirectory,
+    Modality,
+    groups_from_rules,
+    load_component,
+)
 
 IMAGE = Modality(name="image", raw_input="image_bytes", tensor_signature="serve_images", raw_noun="JPEG / PNG bytes")
 # ImageNet mean / std on 0..255 inputs, what most keras-hub and timm converters use.
@@ -93,8 +101,22 @@ class ImageFamily(Family):
         return [image_size_error("image_size", image_size)]
 
     def default_normalization(self, spec: str, local: LocalDirectory | None) -> dict:
-        """The normalization when the checkpoint ships no image converter (ImageNet's, unless a family knows better)."""
+        """The normalization when the checkpoint ships no image converter (ImageNet's, unless a family knows better).
+
+        A timm folder without `pretrained_cfg` is refused: keras-hub then loads
+        no converter, and timm checkpoints differ (ImageNet's mean / std, or 0.5).
+        """
+        if local is not None and local.source == TIMM:
+            raise ValueError(
+                f"{spec!r} is a timm folder whose config.json has no 'pretrained_cfg' (input_size, mean, std, "
+                f"interpolation), so tftune cannot tell how the checkpoint's images were normalized. Add the "
+                f"checkpoint's pretrained_cfg to config.json, as timm's push_to_hf_hub writes it."
+            )
         return imagenet_normalization()
+
+    def default_resizing(self, spec: str, local: LocalDirectory | None) -> dict:
+        """The resizing when the checkpoint ships no image converter (a keras-hub converter's defaults)."""
+        return dict(CONVERTER_RESIZING)
 
     def resolve(self, spec: str, local: LocalDirectory | None, pretrained: bool, **_):
         backbone = self.load_backbone(spec, local, pretrained)
@@ -111,7 +133,7 @@ class ImageFamily(Family):
                 "antialias": bool(converter.resizing.antialias),
             }
         else:
-            normalization, resizing = self.default_normalization(spec, local), dict(CONVERTER_RESIZING)
+            normalization, resizing = self.default_normalization(spec, local), self.default_resizing(spec, local)
         return ResolvedImage(
             spec=spec,
             family=self,
@@ -137,6 +159,28 @@ def transformers_normalization(local: LocalDirectory) -> dict | None:
         "offset": [-m / s for m, s in zip(mean, std)],
         "reverse_channels": False,
     }
+
+
+def transformers_resizing(local: LocalDirectory) -> dict:
+    """The resizing of a Hugging Face image processor: a stretch to the size, `resample` 2 bilinear / 3 bicubic.
+
+    Like keras-hub's Swin converter, with antialiasing (PIL, which Hugging Face
+    processors resize with, filters when it shrinks). A processor's center crop
+    (`do_center_crop`) is not reproduced.
+    """
+    path = os.path.join(local.path, "preprocessor_config.json")
+    config = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as config_file:
+            config = json.load(config_file)
+    interpolation = {0: "nearest", 2: "bilinear", 3: "bicubic"}.get(config.get("resample", 2), "bilinear")
+    return {"interpolation": interpolation, "crop_to_aspect_ratio": False, "antialias": True}
+
+
+def input_image_size(backbone: keras.Model) -> tuple[int, int] | None:
+    """The (height, width) a backbone's input layer is built for, or None when either is free."""
+    height, width = backbone.input_shape[1:3]
+    return None if height is None or width is None else (int(height), int(width))
 
 
 def resize_image(image, image_size: Sequence[int], resizing: Mapping):
@@ -165,6 +209,8 @@ __all__ = [
     "ImageFamily",
     "ResolvedImage",
     "imagenet_normalization",
+    "input_image_size",
     "resize_image",
     "transformers_normalization",
+    "transformers_resizing",
 ]

@@ -20,13 +20,40 @@ import os
 import keras
 
 from tftune._validation import raise_errors
-from tftune.families import bert, resnet
+from tftune.families import (
+    bert,
+    cspnet,
+    deit,
+    densenet,
+    efficientnet,
+    hgnetv2,
+    mit,
+    mobilenet,
+    mobilenetv5,
+    resnet,
+    swin,
+    vgg,
+    vit,
+    xception,
+)
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
 # Subclasses before their parents (`owns` is an exact type match, `accepts` may overlap on names).
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     resnet.FAMILY,
+    efficientnet.FAMILY,
+    mobilenet.FAMILY,
+    densenet.FAMILY,
+    vgg.FAMILY,
+    cspnet.FAMILY,
+    xception.FAMILY,
+    hgnetv2.FAMILY,
+    vit.FAMILY,
+    deit.FAMILY,
+    swin.FAMILY,
+    mit.FAMILY,
+    mobilenetv5.FAMILY,
 )
 
 
