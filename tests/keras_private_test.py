@@ -23,6 +23,7 @@ from tftune._keras_private import (
     checkpoint_pooling,
     is_registered_op,
     nested_layers,
+    optimizer_routes,
     rebuild_multi_optimizer,
     set_own_trainable,
 )
@@ -161,3 +162,14 @@ def test_base_kernel_is_the_frozen_variable_of_a_lora_layer():
             assert isinstance(kernel, keras.Variable) and not kernel.trainable and tuple(kernel.shape) == (4, 3)
             layer.lora_kernel_b.assign(np.ones(layer.lora_kernel_b.shape, "float32"))
             assert not np.allclose(np.asarray(layer.kernel), np.asarray(kernel))  # `kernel` merges the adapters
+
+
+def test_optimizer_routes_is_the_map_a_multi_optimizer_routes_by():
+    adam, sgd = keras.optimizers.Adam(), keras.optimizers.SGD()
+    multi = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(adam, {"dense/kernel": sgd}))
+    with _canary(optimizer_routes):
+        table = optimizer_routes(multi)
+        assert list(table) == ["dense/kernel"] and table["dense/kernel"] is sgd
+        del table["dense/kernel"]
+        table["other/kernel"] = sgd
+        assert optimizer_routes(multi)["other/kernel"] is sgd and optimizer_routes(multi)["dense/kernel"] is adam

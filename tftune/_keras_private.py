@@ -39,6 +39,11 @@ def rebuild_multi_optimizer(optimizer: keras.optimizers.MultiOptimizer, variable
     optimizer.build(variables)
 
 
+def optimizer_routes(optimizer: keras.optimizers.MultiOptimizer) -> keras.optimizers.OptimizerMap:
+    """The `OptimizerMap` a `MultiOptimizer` routes by (Keras keeps it in a private attribute, without a getter)."""
+    return optimizer._optimizer_map
+
+
 def is_registered_op(name: str) -> bool:
     """Whether the op `name` is registered in this process (core ops and op libraries loaded at run time)."""
     from tensorflow.python.framework import op_def_registry

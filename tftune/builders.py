@@ -28,6 +28,7 @@ from tftune.families import (
     get_family,
     resolve_backbone,
 )
+from tftune.unfreeze import route_group_optimizers
 
 _logger = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class _Classifier(keras.Model):
     def build(self, input_shape=None):
         # The functional graph is built in __init__ (keras-hub's Task does the same).
         self.built = True
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # `load_model` compiles a rebuilt model, whose auto-named layers may have other variable paths.
+        route_group_optimizers(self)
 
     @property
     def family(self):

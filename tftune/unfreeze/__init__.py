@@ -35,7 +35,7 @@ holds its own rate.
 from tftune.unfreeze.callback import GradualUnfreezing
 from tftune.unfreeze.freezing import freeze, trainable_summary, unfreeze_all, unfreeze_top
 from tftune.unfreeze.groups import ALL, layer_groups
-from tftune.unfreeze.optimizer import compile_for_unfreezing, group_optimizers
+from tftune.unfreeze.optimizer import compile_for_unfreezing, group_optimizers, route_group_optimizers
 from tftune.unfreeze.schedule import HEAD_FIRST, SPREAD, head_first_schedule, parse_schedule, spread_schedule
 
 # The name tests/unfreeze_test.py reads the per-group optimizers by.
@@ -47,6 +47,7 @@ __all__ = [
     "SPREAD",
     "GradualUnfreezing",
     "compile_for_unfreezing",
+    "route_group_optimizers",
     "freeze",
     "group_optimizers",
     "head_first_schedule",

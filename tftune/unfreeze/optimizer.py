@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tftune._keras_private import nested_layers, rebuild_multi_optimizer
+from tftune._keras_private import nested_layers, optimizer_routes, rebuild_multi_optimizer
 from tftune._validation import layer_decay_error, number_error, raise_errors
 from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.families import HEAD
@@ -85,23 +85,51 @@ def compile_for_unfreezing(
             )
             setattr(per_group[group.name], _SCHEDULE_ATTRIBUTE, schedule)
         trainable_by_group = _trainable_weights_by_group(model, groups)
-        routes = {
-            variable.path: per_group[group_name]
-            for group_name, variables in trainable_by_group.items()
-            for variable in variables
-        }
-        if len(routes) != sum(len(variables) for variables in trainable_by_group.values()):
-            raise ValueError(
-                f"Model {model.name!r} has several weights with the same path, so they cannot be routed to "
-                f"per-group optimizers. Give its layers unique names."
-            )
         multi_optimizer = keras.optimizers.MultiOptimizer(
-            keras.optimizers.OptimizerMap(per_group[HEAD], routes), name="layerwise"
+            keras.optimizers.OptimizerMap(per_group[HEAD], _routes(model, trainable_by_group, per_group)),
+            name="layerwise",
         )
         model.compile(optimizer=multi_optimizer, loss=loss, metrics=list(metrics or []), **compile_kwargs)
         use_all_replicas_loss_scaling(model)
         model.optimizer.build([variable for variables in trainable_by_group.values() for variable in variables])
     track_trainable(model)
+
+
+def route_group_optimizers(model: keras.Model) -> None:
+    """Key a `compile_for_unfreezing` optimizer's routes by the model's own variable paths (no-op otherwise).
+
+    The routes are saved with the optimizer in a `.keras` file. keras-hub
+    names some layers automatically (MiT, MobileNetV5), so a model rebuilt by
+    `keras.models.load_model` can have other variable paths than the model
+    that was saved: the classifiers call this whenever they are compiled, so
+    each weight goes back to its group's optimizer (and state).
+    """
+    multi_optimizer = layerwise_optimizer(model)
+    per_group = group_optimizers(model)
+    groups = layer_groups(model)
+    if multi_optimizer is None or len(per_group) != len(groups):
+        return
+    routes = _routes(model, _trainable_weights_by_group(model, groups), per_group)
+    table = optimizer_routes(multi_optimizer)
+    for path in list(table):
+        del table[path]
+    for path, optimizer in routes.items():
+        table[path] = optimizer
+
+
+def _routes(model: keras.Model, trainable_by_group: dict, per_group: dict) -> dict:
+    """Variable path -> its group's optimizer."""
+    routes = {
+        variable.path: per_group[group_name]
+        for group_name, variables in trainable_by_group.items()
+        for variable in variables
+    }
+    if len(routes) != sum(len(variables) for variables in trainable_by_group.values()):
+        raise ValueError(
+            f"Model {model.name!r} has several weights with the same path, so they cannot be routed to "
+            f"per-group optimizers. Give its layers unique names."
+        )
+    return routes
 
 
 def track_trainable(model: keras.Model) -> None:
