@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.data.examples import SHOWN_ROWS, label_counts, decode_image_file, ImageFiles, row_places
+from tftune.data.examples import SHOWN_ROWS, ImageFiles, decode_image_file, label_counts, row_places
 
 _logger = logging.getLogger(__name__)
 

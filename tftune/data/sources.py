@@ -7,7 +7,14 @@ import os
 
 import numpy as np
 
-from tftune.data.examples import MISSING_LABELS, LabeledImages, LabeledTexts, encode_labels, is_missing_label, row_places
+from tftune.data.examples import (
+    MISSING_LABELS,
+    LabeledImages,
+    LabeledTexts,
+    encode_labels,
+    is_missing_label,
+    row_places,
+)
 from tftune.data.files import read_image_folder, read_text_table
 
 _logger = logging.getLogger(__name__)
