@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -125,7 +125,7 @@ def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_
 
     start = _group_values(_image_model(small_resnet_preset))
     for epoch, values in enumerate(record.weights):
-        for index, group in enumerate(model.layer_groups[:-1]):
+        for group in model.layer_groups[:-1]:
             unfrozen_at = 1 if group.name == "stage_4" else 2
             frozen = _identical(start[group.name], values[group.name])
             assert frozen == (epoch < unfrozen_at), (group.name, epoch)
