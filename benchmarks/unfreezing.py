@@ -106,7 +106,7 @@ def run(kind: str, top_k: int, args) -> list[dict]:
     hooks = [unfreezing.hook_durations[index * steps:(index + 1) * steps] for index in range(len(stages))]
 
     rows = []
-    for (name, count), stage_durations, stage_hooks in zip(stages, gradual, hooks):
+    for (name, count), stage_durations, stage_hooks in zip(stages, gradual, hooks, strict=True):
         unfreeze.unfreeze_top(model, count)
         plain_timer = StepTimer()
         model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[plain_timer])

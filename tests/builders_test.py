@@ -111,7 +111,7 @@ def test_mean_pooled_model_fine_tunes_without_missing_gradients(tiny_bert_preset
         tftune.compile_for_unfreezing(model, "adamw", 1e-3)
         model.fit({name: np.asarray(value) for name, value in features.items()}, np.array([1, 0, 0, 1]), verbose=0)
     assert not [str(warning.message) for warning in caught if "Gradients do not exist" in str(warning.message)]
-    unchanged = {layer.name: np.array_equal(layer.get_weights()[0], old) for layer, old in zip(layers, before)}
+    unchanged = {layer.name: np.array_equal(layer.get_weights()[0], old) for layer, old in zip(layers, before, strict=True)}
     assert unchanged == {"probabilities": False, "transformer_layer_0": False, "pooled_dense": True}
 
 
@@ -147,7 +147,7 @@ def test_frozen_batchnorm_runs_in_inference_mode(image_classifier, random_images
         assert np.abs(trainable_training - image_classifier(random_images, training=False)).max() > 1e-3
     finally:
         backbone.trainable = True
-        for weight, value in zip(backbone.non_trainable_weights, moving_means):
+        for weight, value in zip(backbone.non_trainable_weights, moving_means, strict=True):
             weight.assign(value)
 
 

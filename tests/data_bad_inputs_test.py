@@ -19,7 +19,7 @@ def _write_table(tmp_path, extension, rows, columns=("text", "label")):
     """`rows` (tuples in `columns` order) as a .csv / .tsv / .jsonl file; JSONL keeps Python value types."""
     path = tmp_path / f"data{extension}"
     if extension == ".jsonl":
-        path.write_text("".join(json.dumps(dict(zip(columns, row))) + "\n" for row in rows), encoding="utf-8")
+        path.write_text("".join(json.dumps(dict(zip(columns, row, strict=True))) + "\n" for row in rows), encoding="utf-8")
     else:
         separator = "\t" if extension == ".tsv" else ","
         lines = [separator.join(columns), *(separator.join(str(value) for value in row) for row in rows)]
@@ -46,7 +46,7 @@ def _load(source, **options):
 def test_continuous_number_labels_are_refused_naming_file_column_and_values(tmp_path, extension):
     scores = [round(0.05 * (row % 20), 2) for row in range(24)]  # 0.0 .. 0.95: 20 distinct values in 24 rows
     written = [f"{score:.2f}" for score in scores] if extension != ".jsonl" else scores
-    path = _write_table(tmp_path, extension, list(zip(TEXTS, written)), columns=("text", "score"))
+    path = _write_table(tmp_path, extension, list(zip(TEXTS, written, strict=True)), columns=("text", "score"))
     with pytest.raises(ValueError) as error:
         _load(path, label_key="score")
     shown = "'0.00', '0.05', '0.10'" if extension != ".jsonl" else "0.0, 0.05, 0.1"
@@ -254,7 +254,7 @@ def test_a_file_separated_otherwise_than_its_extension_says_so(tmp_path, name, h
 
 def test_mixed_label_types_are_refused_naming_lines_per_type(tmp_path):
     labels = [1, "pos", 0, "neg", True, 1, 0, 1]
-    path = _write_table(tmp_path, ".jsonl", list(zip(TEXTS, labels)))
+    path = _write_table(tmp_path, ".jsonl", list(zip(TEXTS, labels, strict=False)))
     with pytest.raises(ValueError) as error:
         _load(path)
     assert str(error.value) == (
@@ -268,7 +268,7 @@ def test_mixed_label_types_are_refused_naming_lines_per_type(tmp_path):
 
 def test_string_labels_mixing_numbers_and_words_are_refused_unless_listed(tmp_path):
     labels = ["1", "0", "1", "pos", "0", "1", "neg", "0"] * 3
-    path = _write_table(tmp_path, ".csv", list(zip(TEXTS, labels)))
+    path = _write_table(tmp_path, ".csv", list(zip(TEXTS, labels, strict=True)))
     with pytest.raises(ValueError) as error:
         _load(path)
     assert str(error.value) == (

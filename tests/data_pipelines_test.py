@@ -67,7 +67,7 @@ def test_numpy_images_grayscale_to_rgb_and_augmentation_on_train_only():
     assert np.array_equal(validation_plain, validation_augmented)  # validation is never augmented
     assert not np.allclose(train_plain, train_augmented)
     originals = {int(label): [] for label in range(4)}
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
         originals[int(label)].append(image.astype("float32"))
     first = validation_plain[0].numpy()
     assert np.array_equal(first[..., 0], first[..., 2])  # grayscale became RGB

@@ -250,7 +250,7 @@ def test_two_worker_processes_train_identical_weights_equal_to_one_process(small
         )
     single, single_logs = train_small_resnet(small_resnet_preset, tmp_path / "single", distribute.get_strategy("cpu"))
     outputs = [process.communicate(timeout=600)[0] for process in processes]
-    for index, (process, output) in enumerate(zip(processes, outputs)):
+    for index, (process, output) in enumerate(zip(processes, outputs, strict=True)):
         assert process.returncode == 0, output[-3000:]
         assert f"tftune strategy: MultiWorkerMirroredStrategy(worker {index} of 2) with 2 replica(s)" in output
 

@@ -62,7 +62,7 @@ def test_every_family_serves_raw_inputs_in_tensorflow_only(tmp_path):
         jobs.append((result, "serving_default", raw))
         expected[case.family.name] = _expected(case, model, preset)
     answer = serve_in_tensorflow_only(jobs)
-    for case, served in zip(CASES, answer["results"]):
+    for case, served in zip(CASES, answer["results"], strict=True):
         np.testing.assert_allclose(
             served["probabilities"]["value"], expected[case.family.name], atol=1e-5, err_msg=case.family.name
         )

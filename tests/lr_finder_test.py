@@ -34,7 +34,7 @@ def _values(variables):
 
 
 def _identical(before, after):
-    return len(before) == len(after) and all(np.array_equal(a, b) for a, b in zip(before, after))
+    return len(before) == len(after) and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_sweep_restores_the_model_and_fit_continues_as_without_it(small_resnet_p
     twin.fit(_batches(16, 8), epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == int(twin.optimizer.iterations.numpy()) == 4
     assert not _identical(variables, _values(model.variables))
-    for after_sweep, without_sweep in zip(model.variables, twin.variables):
+    for after_sweep, without_sweep in zip(model.variables, twin.variables, strict=True):
         np.testing.assert_allclose(after_sweep.numpy(), without_sweep.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -88,7 +88,7 @@ def test_two_replica_sweep_matches_one_replica(small_resnet_preset, precision):
         tftune.freeze(model)
         variables = _values(model.variables)
         result = tftune.find_learning_rate(model, data, min_learning_rate=1e-4, max_learning_rate=0.1, steps=8)
-        for variable, value in zip(model.variables, variables):
+        for variable, value in zip(model.variables, variables, strict=True):
             for replica_value in getattr(variable, "values", (variable,)):  # each replica's copy of the variable
                 np.testing.assert_array_equal(replica_value.numpy(), value)
         return model, result

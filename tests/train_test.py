@@ -50,7 +50,7 @@ def test_two_replicas_match_one_replica_on_a_small_resnet(small_resnet_preset):
     )
     assert mirrored.strategy.num_replicas_in_sync == 2
     changed = []
-    for weight, before, one, two in zip(mirrored.model.weights, _initial_weights(spec), single_weights, mirrored_weights):
+    for weight, before, one, two in zip(mirrored.model.weights, _initial_weights(spec), single_weights, mirrored_weights, strict=True):
         np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5, err_msg=weight.path)
         changed += [weight.path] * (not np.allclose(before, one))
     assert "stack3_block0_1_bn/moving_mean" in changed
@@ -86,7 +86,7 @@ def test_two_replicas_match_one_replica_on_bert(tiny_bert_preset, rotten_tomatoe
     trained_layer = single.model.backbone.get_layer("transformer_layer_0")
     assert not np.allclose(preset_layer.get_weights()[0], trained_layer.get_weights()[0])
     # Stated tolerance: float32 sums in another order over 2 SGD steps.
-    for one, two in zip(single.model.weights, mirrored.model.weights):
+    for one, two in zip(single.model.weights, mirrored.model.weights, strict=True):
         np.testing.assert_allclose(one.numpy(), two.numpy(), rtol=1e-4, atol=1e-6, err_msg=one.path)
     np.testing.assert_allclose(single.evaluation["loss"], mirrored.evaluation["loss"], rtol=1e-5)
 

@@ -27,7 +27,7 @@ def _group_values(model):
 
 
 def _identical(before, after):
-    return all(np.array_equal(a, b) for a, b in zip(before, after))
+    return all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 class _Recorder(keras.callbacks.Callback):
@@ -137,7 +137,7 @@ def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_
 
     # Until the boundary the head trains exactly as in a fit that never changes stage ...
     assert _identical(reference_record.weights[0]["head"], record.weights[0]["head"])
-    assert all(np.array_equal(a, b) for a, b in zip(reference_record.head_state[0], record.head_state[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(reference_record.head_state[0], record.head_state[0], strict=True))
     # ... and afterwards its moments and step count continue (not reset), while the new groups start fresh:
     # entering each boundary leaves the head's Adam moments (non-zero) and step count as the last step left them.
     head = unfreeze._group_optimizers(model)["head"]
@@ -146,7 +146,7 @@ def test_gradual_unfreezing_freezes_exactly_and_continues_optimizer_state(small_
     for boundary in (1, 2):
         before, after = record.head_state[boundary - 1], record.head_state_at_begin[boundary]
         assert [np.any(value) for path, value in after.items() if path in moments] == [True] * len(moments)
-        for variable, value in zip(head.variables, before):
+        for variable, value in zip(head.variables, before, strict=True):
             assert np.array_equal(after[variable.path], value), (boundary, variable.path)
     groups = unfreeze._group_optimizers(model)
     assert int(groups["head"].iterations) == 6 and int(groups["stage_4"].iterations) == 4
@@ -168,7 +168,7 @@ def test_keep_batchnorm_frozen_after_unfreezing(small_resnet_preset):
               callbacks=[unfreeze.GradualUnfreezing({0: "all"}, keep_batchnorm_frozen=True, verbose=0)])
     after = _group_values(model)
     for group in model.layer_groups[:-1]:
-        for weight, old, new in zip(group.weights, before[group.name], after[group.name]):
+        for weight, old, new in zip(group.weights, before[group.name], after[group.name], strict=True):
             is_batchnorm = "_bn/" in weight.path
             assert np.array_equal(old, new) == is_batchnorm, weight.path
 
@@ -184,8 +184,8 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
     statistics = [w.numpy() for w in model.non_trainable_weights]
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, model(images, training=True)))
-    gradients = dict(zip([id(w) for w in weights], tape.gradient(loss, weights)))
-    for weight, value in zip(model.non_trainable_weights, statistics):  # as before the gradient pass
+    gradients = dict(zip([id(w) for w in weights], tape.gradient(loss, weights), strict=True))
+    for weight, value in zip(model.non_trainable_weights, statistics, strict=True):  # as before the gradient pass
         weight.assign(value)
     before = {id(w): w.numpy().copy() for w in weights}
     model.train_on_batch(images, labels)
@@ -463,7 +463,7 @@ def test_save_and_load_mid_schedule_then_resume_matches_an_uninterrupted_fit(sma
     loaded.fit(callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: 1, 2: "all"}, verbose=0)], initial_epoch=1, **fit_args)
     groups = unfreeze._group_optimizers(loaded)
     assert [int(groups[name].iterations.numpy()) for name in ("head", "stage_4", "stage_3")] == [6, 4, 2]
-    for expected, actual in zip(reference.get_weights(), loaded.get_weights()):
+    for expected, actual in zip(reference.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
 

@@ -145,7 +145,7 @@ def find_learning_rate(
     learning_rates, losses, raw_losses, stop_reason = [], [], [], None
     try:
         average, best = 0.0, math.inf
-        for index, (rate, batch) in enumerate(zip(rates, batches)):
+        for index, (rate, batch) in enumerate(zip(rates, batches, strict=False)):
             optimizer.learning_rate = rate
             loss = float(step(batch))
             if not math.isfinite(loss):
@@ -161,7 +161,7 @@ def find_learning_rate(
                 stop_reason = f"the smoothed loss exceeded {stop_factor:g}x its best at learning rate {rate:.3g}"
                 break
     finally:
-        for variable, value in zip(model.variables, saved):
+        for variable, value in zip(model.variables, saved, strict=True):
             variable.assign(value)
     if not learning_rates:
         raise ValueError(

@@ -108,7 +108,7 @@ def decode_image_file(path: tf.Tensor) -> tf.Tensor:
 
 def label_counts(labels: np.ndarray, label_names) -> dict[str, int]:
     counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=len(label_names))
-    return {name: int(count) for name, count in zip(label_names, counts)}
+    return {name: int(count) for name, count in zip(label_names, counts, strict=False)}
 
 
 def label_names_error(label_names) -> str | None:

@@ -130,7 +130,7 @@ def _delimited_table(path: str, text: str, extension: str) -> _TextTable:
             elif len(fields) != len(header):
                 ragged.append((start, len(fields)))
             else:
-                rows.append(dict(zip(header, fields)))
+                rows.append(dict(zip(header, fields, strict=True)))
                 lines.append(start)
     except csv.Error as error:
         raise ValueError(f"{path} line {reader.line_num}: {error}. Fix the quoting on that line.") from None
@@ -332,9 +332,9 @@ def _unrepeated(root: str, paths: list[str], links: list[str]) -> list[int]:
         return list(range(len(paths)))
     # No folder under root is a link (they are not entered), so a file's real path is under root's.
     real_root = os.path.realpath(root)
-    seen = {os.path.join(real_root, os.path.relpath(path, root)) for path, link in zip(paths, is_link) if not link}
+    seen = {os.path.join(real_root, os.path.relpath(path, root)) for path, link in zip(paths, is_link, strict=True) if not link}
     kept = []
-    for index, (path, link) in enumerate(zip(paths, is_link)):
+    for index, (path, link) in enumerate(zip(paths, is_link, strict=True)):
         if link:
             target = os.path.realpath(path)
             if target in seen:
