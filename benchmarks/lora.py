@@ -97,8 +97,9 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         name = "full fine-tuning" if row["rank"] is None else f"LoRA r={row['rank']}"
-        print(f"| {name} | {row['trainable']:,} | {100 * row['trainable_fraction']:.2f}% | {row['step_seconds'] * 1000:.0f} ms "
-              f"| {row['step_seconds'] / full['step_seconds']:.2f}x | {row['peak_rss_mb']:,.0f} MB | {row['file_mb']:.1f} MB |")
+        print(f"| {name} | {row['trainable']:,} | {100 * row['trainable_fraction']:.2f}% "
+              f"| {row['step_seconds'] * 1000:.0f} ms | {row['step_seconds'] / full['step_seconds']:.2f}x "
+              f"| {row['peak_rss_mb']:,.0f} MB | {row['file_mb']:.1f} MB |")
     lora_8 = next(row for row in rows if row["rank"] == 8)
     passed = lora_8["trainable_fraction"] <= 0.03
     print(f"\ntarget: LoRA r=8 trains <= 3% of the parameters: {'PASS' if passed else 'FAIL'} "

@@ -156,8 +156,8 @@ def main() -> None:
     for kind in args.models:
         for row in run(kind, top_k=2, args=args):
             print(f"{row['model']:<9} {row['stage']:<16} {row['trainable']:>11,} {row['gradual']:>13.2f} "
-                  f"{row['plain']:>11.2f} {row['overhead']:>+9.1%} {row['hook'] * 1e6:>13.1f} {row['hook_share']:>11.4%} "
-                  f"{row['vs_all']:>6.2f}x {row['boundary']:>11.2f}")
+                  f"{row['plain']:>11.2f} {row['overhead']:>+9.1%} {row['hook'] * 1e6:>13.1f} "
+                  f"{row['hook_share']:>11.4%} {row['vs_all']:>6.2f}x {row['boundary']:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def test_keras_hub_bert_preset_directory(bert_dir, tmp_path):
     resolved = tftune.resolve_backbone(str(tmp_path), sequence_length=8)
     assert resolved.pooling is None  # a keras-hub preset does not say
     features = resolved.preprocessor(["the best film of the year"])
-    np.testing.assert_array_equal(features["token_ids"], source.preprocessor(["the best film of the year"])["token_ids"])
+    np.testing.assert_array_equal(
+        features["token_ids"], source.preprocessor(["the best film of the year"])["token_ids"]
+    )
     np.testing.assert_array_equal(resolved.model(features)["pooled_output"], source.model(features)["pooled_output"])
 
 
@@ -81,7 +83,9 @@ def test_keras_applications_weights_from_local_file(tmp_path, random_images):
     weights_path = str(tmp_path / "resnet50.weights.h5")
     source.save_weights(weights_path)
     resolved = tftune.resolve_backbone("ResNet50", weights=weights_path)
-    np.testing.assert_array_equal(resolved.model.predict(random_images, verbose=0), source.predict(random_images, verbose=0))
+    np.testing.assert_array_equal(
+        resolved.model.predict(random_images, verbose=0), source.predict(random_images, verbose=0)
+    )
 
 
 def test_unknown_name_names_families_and_close_names():

@@ -111,7 +111,9 @@ def test_mean_pooled_model_fine_tunes_without_missing_gradients(tiny_bert_preset
         tftune.compile_for_unfreezing(model, "adamw", 1e-3)
         model.fit({name: np.asarray(value) for name, value in features.items()}, np.array([1, 0, 0, 1]), verbose=0)
     assert not [str(warning.message) for warning in caught if "Gradients do not exist" in str(warning.message)]
-    unchanged = {layer.name: np.array_equal(layer.get_weights()[0], old) for layer, old in zip(layers, before, strict=True)}
+    unchanged = {
+        layer.name: np.array_equal(layer.get_weights()[0], old) for layer, old in zip(layers, before, strict=True)
+    }
     assert unchanged == {"probabilities": False, "transformer_layer_0": False, "pooled_dense": True}
 
 
@@ -166,7 +168,9 @@ def test_keras_file_round_trip(text_classifier, image_classifier, random_images,
     loaded_text = keras.models.load_model(str(tmp_path / f"{text_classifier.name}.keras"))
     # TextClassifier's own default is "cls": the loaded model pools by mean only because the config says so.
     assert loaded_text.pooling == "mean" and loaded_text.backbone.get_layer("pooled_dense").trainable is False
-    np.testing.assert_array_equal(loaded_text.preprocessor(texts)["token_ids"], text_classifier.preprocessor(texts)["token_ids"])
+    np.testing.assert_array_equal(
+        loaded_text.preprocessor(texts)["token_ids"], text_classifier.preprocessor(texts)["token_ids"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,10 @@ def test_bad_pooling_is_rejected_before_any_backbone_loads(bert_dir):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"image_size": (16, 64)}, r"image_size must be \(height, width\), two integers in \[32, 2048\] .*; got \(16, 64\)"),
+        (
+            {"image_size": (16, 64)},
+            r"image_size must be \(height, width\), two integers in \[32, 2048\] .*; got \(16, 64\)",
+        ),
         ({"image_size": (64,)}, "image_size must be"),
         ({"num_classes": 0}, "num_classes must be an integer >= 2; got 0"),
     ],

@@ -19,7 +19,9 @@ def _write_table(tmp_path, extension, rows, columns=("text", "label")):
     """`rows` (tuples in `columns` order) as a .csv / .tsv / .jsonl file; JSONL keeps Python value types."""
     path = tmp_path / f"data{extension}"
     if extension == ".jsonl":
-        path.write_text("".join(json.dumps(dict(zip(columns, row, strict=True))) + "\n" for row in rows), encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(dict(zip(columns, row, strict=True))) + "\n" for row in rows), encoding="utf-8"
+        )
     else:
         separator = "\t" if extension == ".tsv" else ","
         lines = [separator.join(columns), *(separator.join(str(value) for value in row) for row in rows)]

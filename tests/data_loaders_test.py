@@ -51,7 +51,10 @@ def test_lists_stratified_split_is_seeded_disjoint_and_counted(caplog):
 @pytest.mark.parametrize("extension", [".csv", ".tsv", ".jsonl"])
 def test_local_text_files_with_named_columns(tmp_path, extension):
     path = tmp_path / f"reviews{extension}"
-    rows = [{"review": text, "verdict": label, "id": i} for i, (text, label) in enumerate(zip(TEXTS, LABELS, strict=True))]
+    rows = [
+        {"review": text, "verdict": label, "id": i}
+        for i, (text, label) in enumerate(zip(TEXTS, LABELS, strict=True))
+    ]
     if extension == ".jsonl":
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     else:

@@ -76,7 +76,10 @@ def test_tpu_without_a_tpu_names_what_was_tried(monkeypatch):
         (None, "needs the TF_CONFIG environment variable, which is not set"),
         ("{cluster: ", "TF_CONFIG is not valid JSON"),
         ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty lists of 'host:port'"),
-        ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}', "TF_CONFIG['task'] must be"),
+        (
+            '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}',
+            "TF_CONFIG['task'] must be",
+        ),
         ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}}', "in [0, 1)"),
     ],
 )
@@ -163,7 +166,9 @@ def _replica_one_overflows_only_keras_own_loss_scaler_applies_it(preset, mirrore
 
 
 def test_distribute_dataset_batches_shards_and_keeps_the_partial_batch(mirrored):
-    examples = tf.data.Dataset.from_tensor_slices(({"ids": np.arange(10), "mask": np.arange(10) % 3 > 0}, np.arange(10)))
+    examples = tf.data.Dataset.from_tensor_slices(
+        ({"ids": np.arange(10), "mask": np.arange(10) % 3 > 0}, np.arange(10))
+    )
     batches = distribute.distribute_dataset(examples, mirrored, global_batch_size=4)
     assert batches.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
     features, _ = batches.element_spec

@@ -53,7 +53,9 @@ def test_every_family_serves_raw_inputs_in_tensorflow_only(tmp_path):
     for case in CASES:
         preset = case.preset(str(tmp_path / case.family.name / "preset"))
         model = case.build(preset)
-        result = tftune.export_saved_model(model, str(tmp_path / "exports"), name=case.family.name, warmup=False, verify=False)
+        result = tftune.export_saved_model(
+            model, str(tmp_path / "exports"), name=case.family.name, warmup=False, verify=False
+        )
         raw = (
             {"text": ("string", list(testing.TEXTS))}
             if case.is_text

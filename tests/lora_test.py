@@ -36,7 +36,9 @@ def test_lora_trains_adapters_and_head_base_kernels_stay_bit_identical(tiny_bert
     assert [layer.name for layer in adapted] == ["value", "query"]
     for layer in adapted:
         assert np.abs(np.asarray(layer.lora_kernel_b)).max() > 0  # zero-initialized, trained
-    trained_ids = {id(variable) for layer in adapted for variable in (layer.lora_kernel_a, layer.lora_kernel_b, layer.bias)}
+    trained_ids = {
+        id(variable) for layer in adapted for variable in (layer.lora_kernel_a, layer.lora_kernel_b, layer.bias)
+    }
     pristine_weights = {weight.path: weight for weight in pristine.backbone.weights}
     checked = 0
     for trained in model.backbone.weights:  # base kernels included: bit-identical to the pretrained ones

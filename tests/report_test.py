@@ -137,7 +137,8 @@ def test_report_md_and_console_show_the_warnings(trained_digits, tmp_path, caplo
     with caplog.at_level("WARNING", logger="tftune"):
         result = report.write_report(tmp_path, model, sevens, prepared.label_names)
     assert result.metrics["majority_baseline"] == {"label": "7", "accuracy": 1.0, "macro_f1": pytest.approx(0.1)}
-    # tftune's warnings only: TensorFlow's own (e.g. a retracing warning, after other tests' predictions) may be there too.
+    # tftune's warnings only: TensorFlow's own (e.g. a retracing warning, after other tests' predictions)
+    # may be there too.
     logged = [record.getMessage() for record in caplog.records
               if record.levelname == "WARNING" and record.name.startswith("tftune")]
     assert logged == [f"Warning: {warning}" for warning in result.metrics["warnings"]]
@@ -157,7 +158,9 @@ def test_report_accepts_history_dicts_and_writes_null_for_non_finite(trained_dig
     assert "## Stages" not in open(result.paths["report_md"], encoding="utf-8").read()  # one stage: no table
     with pytest.raises(ValueError, match=r"unfreezing_boundaries must be epochs strictly between 0 and the 2"):
         report.write_report(tmp_path, model, prepared.validation, history=history, unfreezing_boundaries=[2])
-    with pytest.raises(ValueError, match=r"unfreezing_stages must be GradualUnfreezing.stages_entered: .* \{'epoch': 1\}"):
+    with pytest.raises(
+        ValueError, match=r"unfreezing_stages must be GradualUnfreezing.stages_entered: .* \{'epoch': 1\}"
+    ):
         report.write_report(tmp_path, model, prepared.validation, unfreezing_stages=[{"epoch": 1}])
     with pytest.raises(ValueError, match="history must be a keras History"):
         report.write_report(tmp_path, model, prepared.validation, history=[1.0, 2.0])

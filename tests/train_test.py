@@ -50,7 +50,9 @@ def test_two_replicas_match_one_replica_on_a_small_resnet(small_resnet_preset):
     )
     assert mirrored.strategy.num_replicas_in_sync == 2
     changed = []
-    for weight, before, one, two in zip(mirrored.model.weights, _initial_weights(spec), single_weights, mirrored_weights, strict=True):
+    for weight, before, one, two in zip(
+        mirrored.model.weights, _initial_weights(spec), single_weights, mirrored_weights, strict=True
+    ):
         np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5, err_msg=weight.path)
         changed += [weight.path] * (not np.allclose(before, one))
     assert "stack3_block0_1_bn/moving_mean" in changed
@@ -94,8 +96,11 @@ def test_two_replicas_match_one_replica_on_bert(tiny_bert_preset, rotten_tomatoe
 def test_a_model_built_outside_a_distributed_scope_is_rejected(small_resnet_preset, tmp_path):
     model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
     with pytest.raises(ValueError, match=r"created outside the scope of the MirroredStrategy with 2 replica\(s\)"):
-        fit(model, _image_examples(), epochs=1, batch_size=4, strategy=distribute.get_strategy("mirrored", devices=TWO_CPUS))
-    with pytest.raises(ValueError, match="precision='mixed_bfloat16' but the model was built with the 'float32' policy"):
+        fit(model, _image_examples(), epochs=1, batch_size=4,
+            strategy=distribute.get_strategy("mirrored", devices=TWO_CPUS))
+    with pytest.raises(
+        ValueError, match="precision='mixed_bfloat16' but the model was built with the 'float32' policy"
+    ):
         fit(model, _image_examples(), epochs=1, batch_size=4, strategy="auto", precision="mixed_bfloat16")
     if importlib.util.find_spec("tensorboard") is None:
         with pytest.raises(ValueError, match="the tensorboard package is not installed"):

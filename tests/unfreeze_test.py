@@ -219,7 +219,9 @@ def test_layer_decay_scales_each_group_update(small_resnet_preset, optimizer):
 @pytest.mark.slow
 def test_same_schedule_under_strategy_and_mixed_precision(small_resnet_preset, replicas, precision):
     images, labels = _image_data()
-    strategy = tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1")) if replicas == 2 else tf.distribute.get_strategy()
+    strategy = (
+        tftune.get_strategy("mirrored", devices=("/cpu:0", "/cpu:1")) if replicas == 2 else tf.distribute.get_strategy()
+    )
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
@@ -503,7 +505,9 @@ def test_head_first_trains_the_head_alone_for_half_the_first_epoch_then_every_gr
         tftune.head_first_schedule(0)
     with pytest.raises(ValueError, match="schedule 'head_first' sets its boundaries in steps; got unit='epoch'"):
         unfreeze.GradualUnfreezing("head_first", unit="epoch")
-    with pytest.raises(ValueError, match="'head-first' is not a schedule name; the names are 'spread' and 'head_first'"):
+    with pytest.raises(
+        ValueError, match="'head-first' is not a schedule name; the names are 'spread' and 'head_first'"
+    ):
         unfreeze.GradualUnfreezing("head-first")
     images, labels = _image_data(8)
     model = _image_model(small_resnet_preset)
@@ -543,7 +547,9 @@ def test_frozen_groups_train_with_dropout_off_and_get_their_rates_back(bert_dir)
     unfreeze.compile_for_unfreezing(model, "sgd", 1e-12, head_learning_rate=1e-12)
     inference_loss = model.evaluate(features, labels, verbose=0)[0]
     rates_seen = []
-    recorder = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: rates_seen.append(_dropout_rates(model.backbone)))
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates_seen.append(_dropout_rates(model.backbone))
+    )
     history = model.fit(features, labels, batch_size=4, epochs=2, verbose=0,
                         callbacks=[unfreeze.GradualUnfreezing({0: 0, 1: "all"}, verbose=0), recorder])
     training_loss = history.history["loss"]
@@ -552,7 +558,8 @@ def test_frozen_groups_train_with_dropout_off_and_get_their_rates_back(bert_dir)
     assert set(rates_seen[0]) == {0.0} and rates_seen[1] == own_rates
 
     # Frozen to the end of the fit: the rates come back when it ends, so the saved model keeps them.
-    model.fit(features, labels, batch_size=4, epochs=1, verbose=0, callbacks=[unfreeze.GradualUnfreezing({0: 0}, verbose=0)])
+    model.fit(features, labels, batch_size=4, epochs=1, verbose=0,
+              callbacks=[unfreeze.GradualUnfreezing({0: 0}, verbose=0)])
     assert _dropout_rates(model.backbone) == own_rates
 
     # A fit interrupted in a frozen stage leaves Dropout off until the group unfreezes (here by a helper).

@@ -62,7 +62,10 @@ def checkpoint_pooling(directory: str | os.PathLike) -> str | None:
 
 
 def base_kernel(layer: keras.layers.Layer):
-    """The kernel variable of a LoRA-enabled Dense / EinsumDense / Conv layer (its `kernel` property merges the adapters)."""
+    """The kernel variable of a LoRA-enabled Dense / EinsumDense / Conv layer.
+
+    Its `kernel` property merges the adapters.
+    """
     return layer._kernel
 
 

@@ -1,4 +1,4 @@
-"""LoRA (low-rank adapters) as a training mode: the family names its target layers, adapters train, base kernels never do.
+"""LoRA (low-rank adapters) as a training mode: the family names target layers, adapters train, base kernels never do.
 
 keras-hub's `backbone.enable_lora(rank)` freezes every backbone layer and
 then adds adapters to the layers *named* query / value only; on a family
@@ -125,7 +125,8 @@ def restrict_to_adapters(model: keras.Model) -> None:
 
 
 def _trainable_of_adapted(layer) -> list:
-    return [getattr(layer, name) for name in _ADAPTERS] + ([layer.bias] if getattr(layer, "bias", None) is not None else [])
+    bias = [layer.bias] if getattr(layer, "bias", None) is not None else []
+    return [getattr(layer, name) for name in _ADAPTERS] + bias
 
 
 def save_adapters(model: keras.Model, path: str | os.PathLike) -> str:

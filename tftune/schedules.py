@@ -87,7 +87,9 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 shape = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
             decayed = self.final_ratio + (1.0 - self.final_ratio) * shape
             rate = keras.ops.where(step < self.warmup_steps, rate, decayed)
-        peak = self.head_only_learning_rate if self.head_only and self.head_only_learning_rate else self.peak_learning_rate
+        peak = (
+            self.head_only_learning_rate if self.head_only and self.head_only_learning_rate else self.peak_learning_rate
+        )
         return peak * rate
 
     def get_config(self) -> dict:

@@ -332,7 +332,11 @@ def _unrepeated(root: str, paths: list[str], links: list[str]) -> list[int]:
         return list(range(len(paths)))
     # No folder under root is a link (they are not entered), so a file's real path is under root's.
     real_root = os.path.realpath(root)
-    seen = {os.path.join(real_root, os.path.relpath(path, root)) for path, link in zip(paths, is_link, strict=True) if not link}
+    seen = {
+        os.path.join(real_root, os.path.relpath(path, root))
+        for path, link in zip(paths, is_link, strict=True)
+        if not link
+    }
     kept = []
     for index, (path, link) in enumerate(zip(paths, is_link, strict=True)):
         if link:
