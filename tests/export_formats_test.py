@@ -218,3 +218,23 @@ def test_missing_runtime_names_the_extra(image_model, tmp_path):
         for format, module in (("litert", "ai_edge_litert"), ("onnx", "onnxruntime"))
     ]
     assert not os.path.exists(tmp_path / "exports")
+
+
+@pytest.mark.slow
+def test_cli_exports_onnx_with_accuracy_on_a_dataset(image_model, images, tmp_path, capsys):
+    from tftune import cli
+
+    model_path = str(tmp_path / "pets.keras")
+    image_model.save(model_path)
+    for index, image in enumerate(images[:6]):
+        folder = tmp_path / "validation" / IMAGE_LABELS[index % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image.astype("uint8")))
+    base_dir = str(tmp_path / "exports")
+    arguments = ["export", model_path, "--base-dir", base_dir, "--name", "pets", "--format", "onnx"]
+    assert cli.main([*arguments, "--dataset", str(tmp_path / "validation")]) == 0
+    output = capsys.readouterr().out
+    assert f"onnx float32: {os.path.join(base_dir, 'pets-onnx', '1', 'model.onnx')}" in output
+    assert re.search(r"accuracy (\d\.\d{4}) -> \1, macro-F1 (\d\.\d{4}) -> \2 on 6 validation examples", output)
+    metadata = json.load(open(os.path.join(base_dir, "pets-onnx", "1", "metadata.json")))
+    assert metadata["evaluation"]["examples"] == 6 and metadata["parity"]["examples"] == 6

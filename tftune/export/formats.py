@@ -201,10 +201,10 @@ def export_model(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
-    result = tftune.export_model(model, "exports", name="pets", format="onnx")
-    result.path  # 'exports/pets-onnx/1'
-    print(result.summary())
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    result = tftune.export_model(model, "exports", name="reviews", format="onnx")
+    result.path  # 'exports/reviews-onnx/1'
+    print(result.summary())  # size, max |probability difference| to Keras, accuracy if validation_data
     ```
     """
     raise_errors(
