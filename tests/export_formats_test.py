@@ -72,7 +72,8 @@ def test_text_export_runs_in_its_runtime_like_keras(format, text_model, text_tok
         text_model, tmp_path, name="reviews", format=format, validation_data=_dataset(text_tokens, labels)
     )
     assert result.path == os.path.join(str(tmp_path), f"reviews-{format}", "1")
-    assert sorted(os.listdir(result.path)) == sorted(["labels.txt", "metadata.json", "vocab.txt", formats.MODEL_FILES[format]])
+    files = ["labels.txt", "metadata.json", "vocab.txt", formats.MODEL_FILES[format]]
+    assert sorted(os.listdir(result.path)) == sorted(files)
     metadata = json.load(open(os.path.join(result.path, "metadata.json")))
     assert metadata == result.metadata
     assert (metadata["format"], metadata["precision"], metadata["labels"]) == (format, "float32", TEXT_LABELS)
@@ -118,13 +119,17 @@ def test_int8_image_export_is_smaller_and_reports_accuracy(format, image_model, 
 
 
 def test_accuracy_drop_beyond_tolerance_refuses_unless_forced(small_resnet_preset, images, tmp_path):
-    # Classes 0 and 1 get head columns 1e-4 apart (class 2 never wins): Keras splits the images between them,
-    # while int8 weights (one scale per tensor) make both columns equal, and every image becomes class 0.
+    # Keras splits the images between classes 0 and 1: their head columns differ by 0.5 along the images' first
+    # principal feature direction (class 2 never wins). One weight of -1000 in class 2's column makes onnxruntime's
+    # int8 step (one scale per tensor) ~8, so every other weight becomes 0 and every image gets the same class.
     model = tftune.build_image_classifier(small_resnet_preset, 3, image_size=(32, 32), labels=IMAGE_LABELS)
+    features = keras.Model(model.inputs, model.get_layer("avg_pool").output)(images, training=False).numpy()
+    direction = np.linalg.svd(features - features.mean(axis=0), full_matrices=False)[2][0]
     head = model.get_layer("probabilities")
     kernel, _ = head.get_weights()
-    kernel[:, 1] = kernel[:, 0] * (1 + 1e-4 * np.random.RandomState(0).standard_normal(len(kernel)))
-    head.set_weights([kernel, np.array([0.0, 0.0, -20.0], "float32")])
+    kernel[:, 1] = kernel[:, 0] + 0.5 * direction
+    kernel[0, 2] = -1000.0
+    head.set_weights([kernel, np.array([0.0, -0.5 * features.mean(axis=0) @ direction, -20.0], "float32")])
     labels = _keras_argmax_labels(model, images)
     assert 0 < labels.mean() < 1 and set(labels) == {0, 1}
     options = dict(name="pets", format="onnx", quantize="int8", validation_data=_dataset(images, labels))
