@@ -225,7 +225,8 @@ def _runtime(format, path, kind):
         import tensorflow_text  # noqa: F401
 
         function = tf.saved_model.load(path).signatures[export.TENSOR_SIGNATURES[kind]]
-        run = lambda inputs: function(**{key: tf.constant(value) for key, value in inputs.items()})["probabilities"]  # noqa: E731
+        def run(inputs):
+            return function(**{key: tf.constant(value) for key, value in inputs.items()})["probabilities"]
     elif format == "litert":
         from ai_edge_litert.interpreter import Interpreter
 
@@ -264,7 +265,9 @@ def format_cell(request):
     ])
     keras_probabilities = np.asarray(model.predict(inputs, batch_size=32, verbose=0))
     names = model.labels
-    metrics, keras_metrics = (tftune.classification_metrics(labels, p, names) for p in (probabilities, keras_probabilities))
+    metrics, keras_metrics = (
+        tftune.classification_metrics(labels, outputs, names) for outputs in (probabilities, keras_probabilities)
+    )
     row = {
         "kind": kind, "format": format, "precision": quantize or "float32", "bytes": file_bytes,
         "export_s": export_seconds, "load_s": load_seconds,
@@ -293,7 +296,8 @@ def formats_benchmark(args):
             del text_model
         if "image" in args.models:
             models["image"] = os.path.join(scratch, "image.keras")
-            tftune.build_image_classifier("resnet50", 10, image_size=(args.image_size,) * 2, weights=None).save(models["image"])
+            image_model = tftune.build_image_classifier("resnet50", 10, image_size=(args.image_size,) * 2, weights=None)
+            image_model.save(models["image"])
         for kind, model_path in models.items():
             for format, quantize in FORMAT_CELLS:
                 request = {
@@ -318,10 +322,15 @@ _TITLES = {"text": "MiniLM-L6 RT", "image": "ResNet50"}
 def _row_line(row):
     return (
         f"| {_TITLES[row['kind']]} | {row['format']} | {row['precision']} | {row['bytes'] / 1e6:.1f} | "
-        f"{row.get('ratio', float('nan')):.3f} | {row['load_s']:.2f} | {_ms(row['latency_1'])} | {_ms(row['latency_32'])} | "
-        f"{row['accuracy']:.4f} ({row['accuracy_delta'] * 100:+.2f}) | {row['macro_f1']:.4f} ({row['macro_f1_delta'] * 100:+.2f}) | "
+        f"{row.get('ratio', float('nan')):.3f} | {row['load_s']:.2f} | {_ms(row['latency_1'])} | "
+        f"{_ms(row['latency_32'])} | {row['accuracy']:.4f} ({row['accuracy_delta'] * 100:+.2f}) | "
+        f"{row['macro_f1']:.4f} ({row['macro_f1_delta'] * 100:+.2f}) | "
         f"{row['peak_rss_gb']:.1f} |"
     )
+
+
+def _verdict(passed):
+    return "PASS" if passed else "FAIL"
 
 
 def format_table(rows):
@@ -343,19 +352,20 @@ def format_table(rows):
             if kind == "text":
                 passed = row["ratio"] <= SIZE_TARGET and -row["accuracy_delta"] <= ACCURACY_TARGET
                 lines.append(
-                    f"- {'PASS' if passed else 'FAIL'}: {_TITLES[kind]} {row['format']} int8 is {row['ratio']:.3f}x the "
-                    f"float32 SavedModel (<= {SIZE_TARGET}) and changes accuracy by {row['accuracy_delta'] * 100:+.2f} pt "
+                    f"- {_verdict(passed)}: {_TITLES[kind]} {row['format']} int8 is {row['ratio']:.3f}x the "
+                    f"float32 SavedModel (<= {SIZE_TARGET}) and changes accuracy by "
+                    f"{row['accuracy_delta'] * 100:+.2f} pt "
                     f"(>= -{ACCURACY_TARGET * 100:.0f}) on {row['examples']} Rotten Tomatoes reviews"
                 )
             else:
                 passed = row["ratio"] <= SIZE_TARGET
                 lines.append(
-                    f"- {'PASS' if passed else 'FAIL'}: {_TITLES[kind]} {row['format']} int8 is {row['ratio']:.3f}x the "
+                    f"- {_verdict(passed)}: {_TITLES[kind]} {row['format']} int8 is {row['ratio']:.3f}x the "
                     f"float32 SavedModel (<= {SIZE_TARGET})"
                 )
         faster = [row["format"] for row in int8 if row["latency_1"][0] < base["latency_1"][0]]
         lines.append(
-            f"- {'PASS' if faster else 'FAIL'}: {_TITLES[kind]} int8 faster than the float32 SavedModel at batch 1 "
+            f"- {_verdict(faster)}: {_TITLES[kind]} int8 faster than the float32 SavedModel at batch 1 "
             f"(p50 {base['latency_1'][0] * 1e3:.1f} ms): {', '.join(faster) or 'none'}"
         )
     return "\n".join(lines)

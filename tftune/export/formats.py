@@ -103,7 +103,10 @@ DEFAULT_ACCURACY_TOLERANCE = 0.01
 PARITY_TOLERANCES = {"float32": 1e-4, "float16": 1e-3, "int8": None}
 # The modules (and their pip distributions) each format converts and runs with;
 # the tftune extra of the same name as the format installs them.
-_RUNTIMES = {"litert": {"ai_edge_litert": "ai-edge-litert"}, "onnx": {"onnxruntime": "onnxruntime", "tf2onnx": "tf2onnx"}}
+_RUNTIMES = {
+    "litert": {"ai_edge_litert": "ai-edge-litert"},
+    "onnx": {"onnxruntime": "onnxruntime", "tf2onnx": "tf2onnx"},
+}
 _QUANTIZATION_METHODS = {
     ("litert", "float16"): "TFLiteConverter float16 weights (Optimize.DEFAULT, supported_types=[float16])",
     ("litert", "int8"): "TFLiteConverter dynamic-range int8 (Optimize.DEFAULT)",
@@ -140,7 +143,7 @@ class FormatExportResult:
             f"size {sizes['model_file_bytes'] / 1e6:.2f} MB ({sizes['ratio_to_keras_float32_weights']:.3f}x the "
             f"float32 weights, {sizes['keras_float32_weight_bytes'] / 1e6:.2f} MB)",
             f"max |probability difference| to Keras {parity['max_abs_difference']:.3g} on {parity['examples']} "
-            f"examples (tolerance {parity['tolerance']})",
+            f"examples (tolerance {parity['tolerance'] or 'none: int8 is judged by accuracy'})",
         ]
         if evaluation is None:
             lines.append("accuracy: not measured (no validation data)")
@@ -460,14 +463,12 @@ def _load_litert(path: str):
     if flex:
         raise ValueError(_flex_message(flex))
     runner = interpreter.get_signature_runner()
-    details = interpreter.get_signature_list()
-    (signature,) = details.values()
-    input_details, output_details = runner.get_input_details(), runner.get_output_details()
-    inputs = [_spec(name, input_details[name]["dtype"], input_details[name]["shape_signature"]) for name in signature["inputs"]]
-    outputs = [
-        _spec(name, output_details[name]["dtype"], output_details[name]["shape_signature"])
-        for name in signature["outputs"]
-    ]
+    (signature,) = interpreter.get_signature_list().values()
+    details = {**runner.get_input_details(), **runner.get_output_details()}
+    inputs, outputs = (
+        [_spec(name, details[name]["dtype"], details[name]["shape_signature"]) for name in signature[side]]
+        for side in ("inputs", "outputs")
+    )
     (output_name,) = signature["outputs"]
     return (lambda batch: runner(**batch)[output_name]), inputs, outputs
 
@@ -523,7 +524,8 @@ def _check(model: keras.Model, modality, run: Callable, validation_data: tf.data
             runtime_outputs.append(np.asarray(run(chunk), "float32"))
         if batch_labels is not None:
             labels.append(np.asarray(batch_labels))
-    return _Check(np.concatenate(keras_outputs), np.concatenate(runtime_outputs), np.concatenate(labels) if labels else None)
+    labels = np.concatenate(labels) if labels else None
+    return _Check(np.concatenate(keras_outputs), np.concatenate(runtime_outputs), labels)
 
 
 def _evaluation(check: _Check, label_names, accuracy_tolerance: float) -> dict | None:
