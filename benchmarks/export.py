@@ -290,10 +290,10 @@ def formats_benchmark(args):
     with tempfile.TemporaryDirectory() as scratch:
         models = {}
         if "text" in args.models:
-            text_model = _trained_text_model(args.train_examples, args.sequence_length)
-            models["text"] = os.path.join(scratch, "text.keras")
-            text_model.save(models["text"])
-            del text_model
+            # Without the optimizer state (which a SavedModel of a compiled model would also hold).
+            models["text"] = tftune.recipe.save_model(
+                _trained_text_model(args.train_examples, args.sequence_length), os.path.join(scratch, "text.keras")
+            )
         if "image" in args.models:
             models["image"] = os.path.join(scratch, "image.keras")
             image_model = tftune.build_image_classifier("resnet50", 10, image_size=(args.image_size,) * 2, weights=None)
@@ -312,7 +312,10 @@ def formats_benchmark(args):
                     print(f"{kind} {format} {quantize}: FAILED\n{process.stderr[-3000:]}", file=sys.stderr)
                     continue
                 rows.append(json.loads(process.stdout.strip().splitlines()[-1]))
-                print(_row_line(rows[-1]), file=sys.stderr, flush=True)
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                if args.output:
+                    with open(args.output, "a") as output:
+                        output.write(json.dumps(rows[-1]) + "\n")
     print(format_table(rows))
 
 
@@ -380,6 +383,7 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=20, help="timed calls at batch 1 (a quarter at batch 32)")
+    parser.add_argument("--output", help="also append each cell's row as a JSON line to this file")
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cell:
