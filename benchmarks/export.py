@@ -384,9 +384,12 @@ def main():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=20, help="timed calls at batch 1 (a quarter at batch 32)")
     parser.add_argument("--output", help="also append each cell's row as a JSON line to this file")
+    parser.add_argument("--table-from", nargs="+", help="print the --formats table of rows saved with --output")
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cell:
+    if args.table_from:
+        print(format_table([json.loads(line) for path in args.table_from for line in open(path) if line.strip()]))
+    elif args.cell:
         print(json.dumps(format_cell(json.loads(args.cell))))
     elif args.formats:
         formats_benchmark(args)
