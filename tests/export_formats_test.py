@@ -118,6 +118,7 @@ def test_int8_image_export_is_smaller_and_reports_accuracy(format, image_model, 
     np.testing.assert_allclose(probabilities, image_model(images, training=False), atol=0.05)
 
 
+@pytest.mark.slow
 def test_accuracy_drop_beyond_tolerance_refuses_unless_forced(small_resnet_preset, images, tmp_path):
     # Keras splits the images between classes 0 and 1: their head columns differ by 0.5 along the images' first
     # principal feature direction (class 2 never wins). One weight of -1000 in class 2's column makes onnxruntime's
