@@ -329,18 +329,39 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 def _export(arguments: argparse.Namespace) -> int:
     from tftune import export
 
-    result = export.export_from_file(
-        arguments.model_path,
+    if arguments.format == "saved_model":
+        result = export.export_from_file(
+            arguments.model_path,
+            arguments.base_dir,
+            arguments.name,
+            arguments.version,
+            overwrite=arguments.overwrite,
+            top_k=arguments.top_k,
+            warmup=not arguments.no_warmup,
+            verify=not arguments.no_verify,
+        )
+        print(f"models.config: {export.write_models_config(arguments.base_dir)}")
+        print(result.serving_instructions())
+        return 0
+    model = export.load_keras_model(arguments.model_path)
+    validation_data = None
+    if arguments.dataset:
+        validation_data = recipe.evaluation_data(
+            model, arguments.dataset, split=arguments.split, data_dir=arguments.data_dir
+        )
+    result = export.export_model(
+        model,
         arguments.base_dir,
         arguments.name,
         arguments.version,
+        format=arguments.format,
+        quantize=arguments.quantize,
+        validation_data=validation_data,
+        accuracy_tolerance=arguments.accuracy_tolerance,
+        force=arguments.force,
         overwrite=arguments.overwrite,
-        top_k=arguments.top_k,
-        warmup=not arguments.no_warmup,
-        verify=not arguments.no_verify,
     )
-    print(f"models.config: {export.write_models_config(arguments.base_dir)}")
-    print(result.serving_instructions())
+    print(result.summary())
     return 0
 
 
@@ -391,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     export = subcommands.add_parser(
-        "export", help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel"
+        "export", help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel, LiteRT or ONNX"
     )
     export.add_argument("model_path", help="a .keras file, or a directory of .keras checkpoints")
     export.add_argument("--base-dir", default="saved_models", help="export root (default: saved_models)")
@@ -401,6 +422,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--top-k", type=int, default=None, help="also output the k most likely labels")
     export.add_argument("--no-warmup", action="store_true", help="skip TF Serving warm-up requests")
     export.add_argument("--no-verify", action="store_true", help="skip the reload check in a TensorFlow-only process")
+    formats = export.add_argument_group("LiteRT / ONNX (verified in their runtime: pip install 'tftune[litert]' / 'tftune[onnx]')")
+    formats.add_argument("--format", choices=("saved_model", "litert", "onnx"), default="saved_model", help="saved_model (TF Serving, default), litert (<base-dir>/<name>-litert[-<quantize>]/<version>/model.tflite) or onnx")
+    formats.add_argument("--quantize", choices=("float16", "int8"), default=None, help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force)")
+    formats.add_argument("--dataset", default=None, help="validation data for parity and accuracy before / after, as `tftune evaluate` takes it")
+    formats.add_argument("--data-dir", default=None, help="tfds data_dir")
+    formats.add_argument("--split", default=None, help="tfds split (default: the dataset's validation split)")
+    formats.add_argument("--accuracy-tolerance", type=float, default=0.01, help="largest accuracy drop allowed, a fraction (default 0.01: 1 point)")
+    formats.add_argument("--force", action="store_true", help="publish even when accuracy drops more than --accuracy-tolerance")
     export.set_defaults(run=_export)
 
     predict = subcommands.add_parser("predict", help="run an exported SavedModel on raw texts or image files")

@@ -11,11 +11,30 @@ Serving watches; the SavedModel loads with `tensorflow` alone (plus
 - `assets`: warm-up requests, export metadata, `models.config`, the custom-op report.
 - `model_file`: `load_keras_model`, a `.keras` file with errors that name the problem.
 - `client`: `load_serving_model` / `predict_from_saved_model`, an export run with TensorFlow alone.
+- `formats`: `export_model(format="saved_model" | "litert" | "onnx", quantize=None | "float16" | "int8")`,
+  LiteRT / ONNX exports verified in their runtimes, in `<base_dir>/<name>-<format>[-<quantize>]/<version>/`.
 """
 
-from tftune.export._layout import LABELS_ASSET, METADATA_FILE, MODELS_CONFIG, WARMUP_FILE
+from tftune.export._layout import (
+    FORMAT_METADATA,
+    LABELS_ASSET,
+    METADATA_FILE,
+    MODEL_FILES,
+    MODELS_CONFIG,
+    VOCABULARY_ASSET,
+    WARMUP_FILE,
+)
 from tftune.export.assets import CustomOpReport, custom_op_report, write_models_config
 from tftune.export.client import Prediction, ServingModel, load_serving_model, predict_from_saved_model
+from tftune.export.formats import (
+    DEFAULT_ACCURACY_TOLERANCE,
+    FORMATS,
+    PARITY_TOLERANCES,
+    QUANTIZATIONS,
+    FormatExportResult,
+    export_model,
+    float32_copy,
+)
 from tftune.export.model_file import load_keras_model
 from tftune.export.publishing import ExportResult, export_from_file, export_saved_model
 from tftune.export.signatures import (

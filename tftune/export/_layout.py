@@ -15,6 +15,10 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 METADATA_FILE = os.path.join("assets.extra", "tftune_export.json")
 MODELS_CONFIG = "models.config"
 SAVED_MODEL_PROTO = "saved_model.pb"
+# LiteRT / ONNX exports: the model file per format, the client assets, the metadata.
+MODEL_FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
+VOCABULARY_ASSET = "vocab.txt"
+FORMAT_METADATA = "metadata.json"
 
 
 def versions(model_dir: str) -> list[int]:
@@ -38,3 +42,12 @@ def version_dir(path: str) -> str:
             f"as written by tftune export."
         )
     return os.path.join(path, str(published[-1]))
+
+
+def format_model_dir(base_dir: str, name: str, format: str, quantize: str | None) -> str:
+    """The model directory of a LiteRT / ONNX export: `<base_dir>/<name>-<format>[-<quantize>]`.
+
+    Each format and precision gets its own versions, beside the SavedModel's
+    `<base_dir>/<name>` (which TF Serving and `models.config` use).
+    """
+    return os.path.join(base_dir, "-".join(part for part in (name, format, quantize) if part))

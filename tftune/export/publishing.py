@@ -204,11 +204,12 @@ def export_from_file(
     version: int | None = None,
     **options,
 ) -> ExportResult:
-    """Export a saved `.keras` model, or the newest `.keras` checkpoint in a directory, for TF Serving.
+    """Export a saved `.keras` model, or the newest `.keras` checkpoint in a directory, for TF Serving, LiteRT or ONNX.
 
     What `tftune export MODEL_PATH` runs: `load_keras_model(model_path)`, then
-    `export_saved_model` with the other arguments and `**options`
-    (`overwrite`, `top_k`, `warmup`, `warmup_examples`, `verify`).
+    `export_model` with the other arguments and `**options` (`format`,
+    `quantize`, `validation_data`, `force`, ..., and for SavedModels
+    `overwrite`, `top_k`, `warmup`, `warmup_examples`, `verify`).
 
     Example:
 
@@ -218,7 +219,9 @@ def export_from_file(
     tftune.export_from_file("reviews.keras", "saved_models", name="reviews", verify=False).version  # 1
     ```
     """
-    return export_saved_model(load_keras_model(model_path), base_dir, name, version, **options)
+    from tftune.export.formats import export_model  # formats builds on this module
+
+    return export_model(load_keras_model(model_path), base_dir, name, version, **options)
 
 
 def _labels_error(model) -> str | None:
