@@ -74,22 +74,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune._validation import choice_error, raise_errors
-from tftune.builders import IMAGE_INPUT, TEXT_INPUTS
+from tftune._validation import choice_error, model_name_error, raise_errors
+from tftune.builders import IMAGE_INPUT
 from tftune.export._layout import FORMAT_METADATA, LABELS_ASSET, MODEL_FILES, VOCABULARY_ASSET, format_model_dir
-from tftune.export.assets import _warmup_examples
-from tftune.export.model_file import _classifier_error
+from tftune.export.assets import resolved_warmup_examples
+from tftune.export.model_file import classifier_error
 from tftune.export.publishing import (
     ExportResult,
-    _labels_error,
-    _name_error,
-    _no_space_message,
-    _no_space_reason,
-    _publish,
-    _resolve_version,
-    _writable_dir,
     export_saved_model,
+    labels_error,
+    no_space_message,
+    no_space_reason,
+    publish,
+    resolve_version,
+    writable_dir,
 )
+from tftune.families import IMAGE, TEXT
 from tftune.report import classification_metrics
 
 _logger = logging.getLogger(__name__)
@@ -218,13 +218,13 @@ def export_model(
         raise_errors(_saved_model_options_error(quantize, validation_data, force, tolerance))
         return export_saved_model(model, base_dir, name, version, overwrite=overwrite, **saved_model_options)
     started = time.perf_counter()
-    problem = _classifier_error(model)
+    problem = classifier_error(model)
     if problem:
         raise ValueError(f"Cannot export: {problem}")
     name = model.name if name is None else name
     raise_errors(
-        _labels_error(model),
-        _name_error(name),
+        labels_error(model),
+        model_name_error("name", name),
         _format_options_error(format, saved_model_options),
         _accuracy_tolerance_error(accuracy_tolerance),
         _quantize_data_error(quantize, validation_data, force),
@@ -232,15 +232,15 @@ def export_model(
     runtime = _runtime(format)
     precision = quantize or "float32"
     tolerance = PARITY_TOLERANCES[precision] if tolerance is None else tolerance
-    model_dir = format_model_dir(_writable_dir(base_dir), name, format, quantize)
+    model_dir = format_model_dir(writable_dir(base_dir), name, format, quantize)
     os.makedirs(model_dir, exist_ok=True)
-    version = _resolve_version(model_dir, version, overwrite)
+    version = resolve_version(model_dir, version, overwrite)
     target = os.path.join(model_dir, str(version))
     staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
     try:
         os.mkdir(staging)
         converted = float32_copy(model)
-        modality = _MODALITIES[model.kind]
+        modality = _MODALITIES[model.modality]
         model_file = os.path.join(staging, MODEL_FILES[format])
         _CONVERTERS[format](converted, modality.input_signature(converted), quantize, model_file)
         run, inputs, outputs = runtime(model_file)
@@ -295,13 +295,13 @@ def export_model(
         }
         with open(os.path.join(staging, FORMAT_METADATA), "w") as metadata_file:
             json.dump(metadata, metadata_file, indent=2)
-        _publish(staging, target, overwrite)
+        publish(staging, target, overwrite)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        reason = _no_space_reason(error)
+        reason = no_space_reason(error)
         if reason is None:
             raise
-        raise OSError(_no_space_message(model_dir, model, reason)) from None
+        raise OSError(no_space_message(model_dir, model, reason)) from None
     result = FormatExportResult(target, name, version, format, precision, metadata)
     _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, metadata["export_seconds"])
     return result
@@ -556,13 +556,13 @@ class _TextModality:
     """Text classifiers: int32 token inputs `[batch, sequence_length]`; the client tokenizes with `vocab.txt`."""
 
     def input_signature(self, model) -> dict:
-        return {key: tf.TensorSpec([None, model.sequence_length], tf.int32, name=key) for key in TEXT_INPUTS}
+        return {key: tf.TensorSpec([None, model.sequence_length], tf.int32, name=key) for key in model.input_names}
 
     def default_inputs(self, model) -> dict:
-        return model.preprocessor(_warmup_examples(model, None))
+        return model.preprocessor(resolved_warmup_examples(model, None))
 
     def runtime_inputs(self, model, inputs) -> dict:
-        return {key: np.asarray(inputs[key], "int32") for key in TEXT_INPUTS}
+        return {key: np.asarray(inputs[key], "int32") for key in model.input_names}
 
     def keras_inputs(self, inputs: dict) -> dict:
         return inputs
@@ -596,7 +596,7 @@ class _ImageModality:
         return tf.TensorSpec([None, *model.image_size, 3], tf.float32, name=IMAGE_INPUT)
 
     def default_inputs(self, model) -> np.ndarray:
-        return np.stack([tf.io.decode_image(image, channels=3).numpy() for image in _warmup_examples(model, None)])
+        return np.stack([tf.io.decode_image(image, channels=3).numpy() for image in resolved_warmup_examples(model, None)])
 
     def runtime_inputs(self, model, inputs) -> dict:
         images = np.asarray(inputs, "float32")
@@ -620,6 +620,6 @@ class _ImageModality:
 
 
 # What differs by modality, in one place (keyed by the classifier's `kind`).
-_MODALITIES = {"text": _TextModality(), "image": _ImageModality()}
+_MODALITIES = {TEXT: _TextModality(), IMAGE: _ImageModality()}
 _CONVERTERS = {"litert": _convert_litert, "onnx": _convert_onnx}
 _RUNTIME_LOADERS = {"litert": _load_litert, "onnx": _load_onnx}

@@ -140,7 +140,7 @@ def export_saved_model(
         raise ValueError(f"Cannot export: {problem}")
     name = model.name if name is None else name
     raise_errors(
-        _labels_error(model),
+        labels_error(model),
         model_name_error("name", name),
         None if version is None else integer_error("version", version, minimum=1),
         None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
@@ -149,9 +149,9 @@ def export_saved_model(
     labels = [str(label) for label in model.labels]
     model = merged_adapters(model)
     examples = resolved_warmup_examples(model, warmup_examples)
-    model_dir = os.path.join(_writable_dir(base_dir), name)
+    model_dir = os.path.join(writable_dir(base_dir), name)
     os.makedirs(model_dir, exist_ok=True)
-    version = _resolve_version(model_dir, version, overwrite)
+    version = resolve_version(model_dir, version, overwrite)
     target = os.path.join(model_dir, str(version))
     # Not mkdtemp: its 0700 mode would survive the rename and lock out a model
     # server running as another user.
@@ -186,13 +186,13 @@ def export_saved_model(
                 "custom_ops": report.to_json(),
             },
         )
-        _publish(staging, target, overwrite)
+        publish(staging, target, overwrite)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        reason = _no_space_reason(error)
+        reason = no_space_reason(error)
         if reason is None:
             raise
-        raise OSError(_no_space_message(model_dir, model, reason)) from None
+        raise OSError(no_space_message(model_dir, model, reason)) from None
     _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, result.export_seconds)
     return result
 
@@ -224,7 +224,7 @@ def export_from_file(
     return export_model(load_keras_model(model_path), base_dir, name, version, **options)
 
 
-def _labels_error(model) -> str | None:
+def labels_error(model) -> str | None:
     labels = [str(label) for label in (model.labels or [])]
     if not labels:
         return (
@@ -242,7 +242,7 @@ def _labels_error(model) -> str | None:
     return None
 
 
-def _writable_dir(base_dir) -> str:
+def writable_dir(base_dir) -> str:
     base_dir = os.fspath(base_dir)
     try:
         os.makedirs(base_dir, exist_ok=True)
@@ -253,7 +253,7 @@ def _writable_dir(base_dir) -> str:
     return base_dir
 
 
-def _resolve_version(model_dir: str, version, overwrite: bool) -> int:
+def resolve_version(model_dir: str, version, overwrite: bool) -> int:
     if version is None:
         existing = [int(entry) for entry in os.listdir(model_dir) if entry.isdigit()]
         return max(existing, default=0) + 1
@@ -265,7 +265,7 @@ def _resolve_version(model_dir: str, version, overwrite: bool) -> int:
     return version
 
 
-def _no_space_reason(error: BaseException) -> str | None:
+def no_space_reason(error: BaseException) -> str | None:
     """The "no room" reason (e.g. 'No space left on device') of a failed write, or None for other failures."""
     if isinstance(error, OSError):
         return os.strerror(error.errno) if error.errno in _NO_SPACE_ERRNOS else None
@@ -275,7 +275,7 @@ def _no_space_reason(error: BaseException) -> str | None:
     return None
 
 
-def _no_space_message(model_dir: str, model, reason: str) -> str:
+def no_space_message(model_dir: str, model, reason: str) -> str:
     needed = sum(int(np.prod(weight.shape)) * tf.as_dtype(weight.dtype).size for weight in model.weights)
     room = shutil.disk_usage(model_dir).free
     file_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
@@ -357,7 +357,7 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
         )
 
 
-def _publish(staging: str, target: str, overwrite: bool) -> None:
+def publish(staging: str, target: str, overwrite: bool) -> None:
     if not os.path.exists(target):
         os.rename(staging, target)
         return

@@ -26,8 +26,8 @@ import keras
 import tensorflow as tf
 
 from tftune.builders import IMAGE_INPUT
-from tftune.families import resize_image
 from tftune.export._layout import LABELS_ASSET
+from tftune.families import resize_image
 
 SERVING_DEFAULT = "serving_default"
 TOKENS_SIGNATURE = "serve_tokens"
