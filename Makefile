@@ -20,8 +20,11 @@ demo: install
 # One pytest-xdist worker per core (tests marked xdist_group("exports") share one worker's exports).
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
 
+# The linter first (configured in pyproject.toml), then every test.
 test: install
+	$(BIN)/ruff check .
 	$(PYTEST)
 
 test-fast: install
+	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow"
