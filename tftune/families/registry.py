@@ -19,12 +19,17 @@ import os
 import keras
 
 from tftune._validation import raise_errors
-from tftune.families import bert, resnet
+from tftune.families import (
+    bert,
+    distil_bert,
+    resnet,
+)
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
 # Subclasses before their parents (`owns` is an exact type match, `accepts` may overlap on names).
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
+    distil_bert.FAMILY,
     resnet.FAMILY,
 )
 
