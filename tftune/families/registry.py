@@ -23,6 +23,7 @@ from tftune.families import (
     bert,
     distil_bert,
     resnet,
+    roberta,
 )
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
@@ -30,6 +31,7 @@ from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     distil_bert.FAMILY,
+    roberta.FAMILY,
     resnet.FAMILY,
 )
 
