@@ -24,6 +24,7 @@ from tftune.families import (
     distil_bert,
     resnet,
     roberta,
+    xlm_roberta,
 )
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
@@ -31,6 +32,7 @@ from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
     distil_bert.FAMILY,
+    xlm_roberta.FAMILY,
     roberta.FAMILY,
     resnet.FAMILY,
 )

@@ -24,12 +24,15 @@ def test_family(tmp_path):
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+import sentencepiece
 import tensorflow as tf
 
 from tftune.builders import build_classifier
@@ -40,6 +43,8 @@ from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 NUM_CLASSES = 3
 TEXTS = ("a fine film", "the worst thing i have seen this year", "", "ok")
+# More text for the tiny SentencePiece model to learn pieces from.
+SENTENCES = ("the quick brown fox jumps over the lazy dog", "what a waste of time", "i loved every minute of it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,3 +179,38 @@ def _check_keras_round_trip(case: FamilyCase, model: keras.Model, path: str) -> 
     assert [group.name for group in loaded.layer_groups] == [group.name for group in model.layer_groups]
     if case.is_text:
         np.testing.assert_array_equal(loaded.preprocessor(tf.constant(TEXTS))["token_ids"], inputs["token_ids"])
+
+
+@functools.cache
+def tiny_sentencepiece_proto() -> bytes:
+    """A tiny SentencePiece model (serialized proto) with the special pieces every keras-hub SentencePiece tokenizer needs.
+
+    Trained on a few sentences. It holds `<unk>`, `<s>`, `</s>` at ids 0-2
+    (where a fairseq-style id offset expects them), `<pad>`, `[PAD]`, `[CLS]`,
+    `[SEP]` and `[MASK]`.
+
+    Example:
+
+    ```python
+    import keras_hub
+    from tftune.families.testing import tiny_sentencepiece_proto
+
+    keras_hub.tokenizers.SentencePieceTokenizer(proto=tiny_sentencepiece_proto())(["a fine film"])
+    ```
+    """
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter([text for text in (*TEXTS, *SENTENCES) if text]),
+        model_writer=proto,
+        vocab_size=48,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]", "[PAD]"],
+        minloglevel=2,
+    )
+    return proto.getvalue()
