@@ -21,6 +21,7 @@ import keras
 from tftune._validation import raise_errors
 from tftune.families import (
     bert,
+    deberta_v3,
     distil_bert,
     resnet,
     roberta,
@@ -34,6 +35,7 @@ FAMILIES: tuple[Family, ...] = (
     distil_bert.FAMILY,
     xlm_roberta.FAMILY,
     roberta.FAMILY,
+    deberta_v3.FAMILY,
     resnet.FAMILY,
 )
 
