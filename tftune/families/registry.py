@@ -20,6 +20,7 @@ import keras
 
 from tftune._validation import raise_errors
 from tftune.families import (
+    albert,
     bert,
     deberta_v3,
     distil_bert,
@@ -36,6 +37,7 @@ FAMILIES: tuple[Family, ...] = (
     xlm_roberta.FAMILY,
     roberta.FAMILY,
     deberta_v3.FAMILY,
+    albert.FAMILY,
     resnet.FAMILY,
 )
 
