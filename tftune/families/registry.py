@@ -24,6 +24,7 @@ from tftune.families import (
     bert,
     deberta_v3,
     distil_bert,
+    electra,
     resnet,
     roberta,
     xlm_roberta,
@@ -38,6 +39,7 @@ FAMILIES: tuple[Family, ...] = (
     roberta.FAMILY,
     deberta_v3.FAMILY,
     albert.FAMILY,
+    electra.FAMILY,
     resnet.FAMILY,
 )
 
