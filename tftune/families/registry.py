@@ -25,6 +25,7 @@ from tftune.families import (
     deberta_v3,
     distil_bert,
     electra,
+    f_net,
     resnet,
     roberta,
     xlm_roberta,
@@ -40,6 +41,7 @@ FAMILIES: tuple[Family, ...] = (
     deberta_v3.FAMILY,
     albert.FAMILY,
     electra.FAMILY,
+    f_net.FAMILY,
     resnet.FAMILY,
 )
 
