@@ -28,6 +28,7 @@ from tftune.families import (
     f_net,
     resnet,
     roberta,
+    roformer_v2,
     xlm_roberta,
 )
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
@@ -42,6 +43,7 @@ FAMILIES: tuple[Family, ...] = (
     albert.FAMILY,
     electra.FAMILY,
     f_net.FAMILY,
+    roformer_v2.FAMILY,
     resnet.FAMILY,
 )
 
