@@ -8,7 +8,7 @@ Example:
 
 ```python
 family = tftune.families.get_family("deberta_v3_small_en")
-family.title, family.limits[0][:40]
+family.limits  # ('rel_embedding, the relative-position table, is shared by every encoder layer: ...',)
 ```
 """
 
