@@ -8,7 +8,7 @@ Example:
 
 ```python
 tftune.families.get_family("resnet50").title  # 'ResNet': a keras.applications name
-[family.name for family in tftune.families.FAMILIES][:2]  # ['bert', 'resnet']
+[family.name for family in tftune.families.FAMILIES][:2]  # ['bert', 'distil_bert']
 ```
 """
 
