@@ -36,6 +36,7 @@ import sentencepiece
 import tensorflow as tf
 
 from tftune.builders import build_classifier
+from tftune.distribute import get_strategy
 from tftune.families.base import Family
 from tftune.families.registry import get_family
 from tftune.families.text import TEXT
@@ -158,7 +159,9 @@ def _check_gradual_unfreezing(case: FamilyCase, model: keras.Model) -> None:
 
 
 def _check_two_replica_fit(case: FamilyCase, preset: str) -> None:
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # The process-wide strategy: a second MirroredStrategy over the same devices breaks the first all-reduce of
+    # whichever trains later ("Shape mismatch in the collective instance") when several tests share a process.
+    strategy = get_strategy("mirrored", devices=("/cpu:0", "/cpu:1"))
     assert strategy.num_replicas_in_sync == 2, "two logical CPUs are needed (conftest.py sets them)"
     with strategy.scope():
         model = case.build(preset)
