@@ -8,7 +8,7 @@ Example:
 
 ```python
 tftune.families.get_family("resnet50").title  # 'ResNet': a keras.applications name
-[family.name for family in tftune.families.FAMILIES][:2]  # ['bert', 'resnet']
+[family.name for family in tftune.families.FAMILIES][:2]  # ['bert', 'distil_bert']
 ```
 """
 
@@ -21,26 +21,42 @@ import keras
 
 from tftune._validation import raise_errors
 from tftune.families import (
+    albert,
     bert,
     cspnet,
+    deberta_v3,
     deit,
     densenet,
+    distil_bert,
     efficientnet,
+    electra,
+    f_net,
     hgnetv2,
     mit,
     mobilenet,
     mobilenetv5,
     resnet,
+    roberta,
+    roformer_v2,
     swin,
     vgg,
     vit,
     xception,
+    xlm_roberta,
 )
 from tftune.families.base import PRETRAINED, Family, LocalDirectory, read_local_directory
 
 # Subclasses before their parents (`owns` is an exact type match, `accepts` may overlap on names).
 FAMILIES: tuple[Family, ...] = (
     bert.FAMILY,
+    distil_bert.FAMILY,
+    xlm_roberta.FAMILY,
+    roberta.FAMILY,
+    deberta_v3.FAMILY,
+    albert.FAMILY,
+    electra.FAMILY,
+    f_net.FAMILY,
+    roformer_v2.FAMILY,
     resnet.FAMILY,
     efficientnet.FAMILY,
     mobilenet.FAMILY,

@@ -24,15 +24,19 @@ def test_family(tmp_path):
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+import sentencepiece
 import tensorflow as tf
 
 from tftune.builders import build_classifier
+from tftune.distribute import get_strategy
 from tftune.families.base import Family
 from tftune.families.registry import get_family
 from tftune.families.text import TEXT
@@ -41,6 +45,8 @@ from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 NUM_CLASSES = 3
 TEXTS = ("a fine film", "the worst thing i have seen this year", "", "ok")
+# More text for the tiny SentencePiece model to learn pieces from.
+SENTENCES = ("the quick brown fox jumps over the lazy dog", "what a waste of time", "i loved every minute of it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +161,9 @@ def _check_gradual_unfreezing(case: FamilyCase, model: keras.Model) -> None:
 
 
 def _check_two_replica_fit(case: FamilyCase, preset: str) -> None:
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # The process-wide strategy: a second MirroredStrategy over the same devices breaks the first all-reduce of
+    # whichever trains later ("Shape mismatch in the collective instance") when several tests share a process.
+    strategy = get_strategy("mirrored", devices=("/cpu:0", "/cpu:1"))
     assert strategy.num_replicas_in_sync == 2, "two logical CPUs are needed (conftest.py sets them)"
     with strategy.scope():
         model = case.build(preset)
@@ -197,3 +205,38 @@ def _check_lora_targets(case: FamilyCase, preset: str) -> None:
     trains = {id(weight): weight.path for weight in model.trainable_weights}
     assert set(trains) <= allowed, f"not adapters: {[path for key, path in trains.items() if key not in allowed][:5]}"
     assert allowed - {id(weight) for weight in model.layer_groups[-1].weights} <= set(trains), "an adapter is frozen"
+
+
+@functools.cache
+def tiny_sentencepiece_proto() -> bytes:
+    """A tiny SentencePiece model (serialized proto) with the special pieces every keras-hub SentencePiece tokenizer needs.
+
+    Trained on a few sentences. It holds `<unk>`, `<s>`, `</s>` at ids 0-2
+    (where a fairseq-style id offset expects them), `<pad>`, `[PAD]`, `[CLS]`,
+    `[SEP]` and `[MASK]`.
+
+    Example:
+
+    ```python
+    import keras_hub
+    from tftune.families.testing import tiny_sentencepiece_proto
+
+    keras_hub.tokenizers.SentencePieceTokenizer(proto=tiny_sentencepiece_proto())(["a fine film"])
+    ```
+    """
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter([text for text in (*TEXTS, *SENTENCES) if text]),
+        model_writer=proto,
+        vocab_size=48,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]", "[PAD]"],
+        minloglevel=2,
+    )
+    return proto.getvalue()
