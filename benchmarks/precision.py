@@ -13,11 +13,13 @@ even rounds, bfloat16 first in odd ones) so that drift in the machine's load
 cancels; each round times `--steps` training steps and `--steps` predict batches
 per precision. Other processes only ever add time, so the fastest step and the
 median step are both given; the speed-ups (float32 time / bfloat16 time) are of
-the median. /proc/loadavg is printed before and after.
+the median. /proc/loadavg is printed before and after. Target "bf16 faster": the
+median training step, per recipe (on a loaded machine the best step alone is luck).
 
 With `--quality-results` (the JSONL that `benchmarks/quality.py --precision float32
 mixed_bfloat16` writes) the accuracy target is added: bfloat16 >= float32 - 0.5 pt,
-mean accuracy over the seeds both ran, per row.
+mean accuracy over the seeds both ran, per row (the text recipe's targets). Last, per
+recipe, what the targets support for `--precision auto` and what tftune picks.
 
     python benchmarks/precision.py --rounds 6 --steps 5
     python benchmarks/precision.py --recipes text --quality-results benchmarks/precision_quality_results.jsonl
@@ -150,20 +152,26 @@ def main() -> None:
     table, checks = speed_table(results)
     dtypes = {recipe: times["mixed_bfloat16"]["output_dtype"] for recipe, times in results.items()}
     print(f"\nload average after: {_load()}; mixed_bfloat16 predictions come out as {dtypes}\n\n{table}\n")
-    if args.quality_results:
+    recipe_checks = {recipe: [check for check in checks if check[0].startswith(f"{recipe}:")] for recipe in results}
+    if args.quality_results:  # Rotten Tomatoes: the text recipe's accuracy
         with open(args.quality_results) as results_file:
             runs = [json.loads(line) for line in results_file if line.strip()]
         for task in dict.fromkeys(run["task"] for run in runs):
             task_runs = [run for run in runs if run["task"] == task]
             float32_runs = [run for run in task_runs if run.get("precision", "float32") == "float32"]
             bfloat16_runs = [run for run in task_runs if run.get("precision") == "mixed_bfloat16"]
-            checks += precision_targets(task, "mixed_bfloat16", float32_runs, bfloat16_runs)
+            quality = precision_targets(task, "mixed_bfloat16", float32_runs, bfloat16_runs)
+            checks += quality
+            recipe_checks.setdefault("text", []).extend(quality)
     print("| target | result | measured |\n| --- | --- | --- |")
     for text, passed, measured in checks:
         print(f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |")
-    verdict = "mixed_bfloat16" if flags and all(passed for _, passed, _ in checks) else "float32"
-    print(f"\nWhat these numbers support for --precision auto on this CPU: {verdict}; "
-          f"tftune picks {distribute.precision_policy('auto', tftune.get_strategy('cpu'))}.")
+    print()
+    strategy = tftune.get_strategy("cpu")
+    for recipe in results:
+        supported = "mixed_bfloat16" if flags and all(passed for _, passed, _ in recipe_checks[recipe]) else "float32"
+        print(f"{recipe}: these numbers support --precision auto = {supported} on this CPU; "
+              f"tftune picks {distribute.precision_policy('auto', strategy, recipe)}")
 
 
 if __name__ == "__main__":

@@ -249,8 +249,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--precision", nargs="+", choices=tftune.distribute.PRECISIONS, default=["float32"],
-                        help="train every run under each of these (auto: what tftune.fit picks on this machine)")
+    parser.add_argument("--precision", nargs="+", choices=tftune.distribute.PRECISIONS[1:], default=["float32"],
+                        help="train every run under each of these Keras dtype policies")
     parser.add_argument("--train-examples", type=int, default=800, help="training examples per seed (seeded subset)")
     parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")
     parser.add_argument("--source-epochs", type=int, default=3, help="mnist: epochs on the digits 0-4")
@@ -268,8 +268,7 @@ def main() -> None:
     runs = _read_results(args.results) if os.path.exists(args.results) else []
     if not args.report_only:
         tasks = {name: make_task(name, args) for name in args.tasks}
-        strategy = tftune.get_strategy()
-        precisions = list(dict.fromkeys(tftune.precision_policy(precision, strategy) for precision in args.precision))
+        precisions = list(dict.fromkeys(args.precision))
         done = {(run["task"], run["row"], run["seed"], _precision(run)) for run in runs}
         # Seed by seed over every task and row, so an interrupted run still leaves complete tables; runs
         # already in --results are kept, not repeated (rerun the same command to finish an interrupted one).

@@ -28,6 +28,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 _PRECISION_BY_DEVICE = {"TPU": "mixed_bfloat16", "GPU": "mixed_float16", "CPU": "float32"}
 # The /proc/cpuinfo flags of the x86 instructions that oneDNN runs bfloat16 matmuls and convolutions with.
 CPU_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+# The model kinds that "auto" trains in mixed_bfloat16 on such a CPU: measured faster (benchmarks/precision.py).
+BFLOAT16_CPU_KINDS = ("text",)
 _LOCAL_TPU = "local"
 
 
@@ -302,13 +304,16 @@ def read_cpuinfo() -> str:
         return ""
 
 
-def precision_policy(precision: str, strategy: tf.distribute.Strategy) -> str:
+def precision_policy(precision: str, strategy: tf.distribute.Strategy, kind: str | None = None) -> str:
     """The Keras dtype policy name for `precision` on the strategy's devices; logs it and why.
 
-    "auto" gives "mixed_float16" on GPU, "mixed_bfloat16" on TPU and on a
-    CPU that reports AMX-BF16 or AVX512-BF16 (`cpu_bfloat16_flags` of
-    `/proc/cpuinfo`; benchmarks/precision.py measured it faster than float32
-    there, within 0.5 pt of its accuracy), and "float32" on other CPUs.
+    "auto" gives "mixed_float16" on GPU and "mixed_bfloat16" on TPU. On CPU
+    it gives "mixed_bfloat16" for text models (`kind="text"`, BERT) when the
+    CPU reports AMX-BF16 or AVX512-BF16 (`cpu_bfloat16_flags` of
+    `/proc/cpuinfo`), where benchmarks/precision.py measured MiniLM's
+    training step 1.6x faster than float32 and benchmarks/quality.py the same
+    accuracy; "float32" for image models (the image recipe's ResNet50V2 was
+    not faster in bfloat16), for an unknown `kind` and on other CPUs.
     "float32", "mixed_float16" and "mixed_bfloat16" are returned as they are.
     Under a mixed policy tftune's heads and losses stay float32 (predictions
     and SavedModel outputs are float32 probabilities), and `compile` wraps
@@ -317,7 +322,8 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy) -> str:
     Example:
 
     ```python
-    tftune.precision_policy("auto", tftune.get_strategy("cpu"))  # "mixed_bfloat16" on an AMX CPU, else "float32"
+    tftune.precision_policy("auto", tftune.get_strategy("cpu"), "text")  # "mixed_bfloat16" on an AMX CPU
+    tftune.precision_policy("auto", tftune.get_strategy("cpu"), "image")  # "float32"
     ```
     """
     if precision not in PRECISIONS:
@@ -325,40 +331,47 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy) -> str:
     policy = precision
     if precision == "auto":
         device = device_kind(strategy)
-        bfloat16_cpu = device == "CPU" and cpu_bfloat16_flags(read_cpuinfo())
+        bfloat16_cpu = device == "CPU" and kind in BFLOAT16_CPU_KINDS and cpu_bfloat16_flags(read_cpuinfo())
         policy = "mixed_bfloat16" if bfloat16_cpu else _PRECISION_BY_DEVICE[device]
-    logger.info("tftune precision: %s", describe_precision(policy, precision))
+    logger.info("tftune precision: %s", describe_precision(policy, precision, kind))
     return policy
 
 
-def describe_precision(policy: str, requested: str | None = "auto") -> str:
+def describe_precision(policy: str, requested: str | None = "auto", kind: str | None = None) -> str:
     """`policy` and why it was chosen, for the run log and report.md: "float32 (precision='float32')".
 
     `requested` is the `precision` asked for ("auto" explains the automatic
-    choice on this machine; None: the policy a given model was built with).
+    choice on this machine for a `kind` of model; None: the policy a given
+    model was built with).
 
     Example:
 
     ```python
-    tftune.distribute.describe_precision("mixed_bfloat16", "auto")
-    # "mixed_bfloat16 (auto: this CPU reports amx_bf16, avx512_bf16; ...)"
+    tftune.distribute.describe_precision("float32", "auto", "image")
+    # "float32 (auto: a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, ...)"
     ```
     """
     if requested is None:
         return f"{policy} (the model's dtype policy)"
     if requested != "auto":
         return f"{policy} (precision={requested!r})"
+    flags = cpu_bfloat16_flags(read_cpuinfo())
     if policy == "mixed_float16":
         why = "a GPU: float16 compute, float32 weights, loss scaling"
     elif policy == "mixed_bfloat16" and tf.config.list_logical_devices("TPU"):
         why = "a TPU: bfloat16 is its native compute type"
     elif policy == "mixed_bfloat16":
         why = (
-            f"this CPU reports {', '.join(cpu_bfloat16_flags(read_cpuinfo()))}; there bfloat16 trained faster "
-            f"than float32 within 0.5 pt accuracy (benchmarks/precision.py); precision='float32' to opt out"
+            f"a {kind} model on a CPU that reports {', '.join(flags)}: MiniLM trained 1.6x faster per step than in "
+            f"float32 with the same accuracy (benchmarks/precision.py, quality.py); precision='float32' to opt out"
         )
-    else:
+    elif not flags:
         why = "a CPU without AMX-BF16 / AVX512-BF16 (no amx_bf16 or avx512_bf16 in /proc/cpuinfo)"
+    else:
+        why = (
+            f"a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, and this is "
+            f"{'an image model (ResNet50V2 measured no faster in bfloat16)' if kind == 'image' else 'no text model'}"
+        )
     return f"{policy} (auto: {why})"
 
 

@@ -249,7 +249,9 @@ def write_report(
         "unfreezing_stages": unfreezing_stages,
         "wall_time_seconds": wall_time,
         "examples_per_second": examples_per_second,
-        "precision": distribute.describe_precision(model.dtype_policy.name, (config or {}).get("precision")),
+        "precision": distribute.describe_precision(
+            model.dtype_policy.name, (config or {}).get("precision"), getattr(model, "kind", None)
+        ),
         "config": dict(config or {}),
     }
     paths = {
