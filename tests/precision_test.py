@@ -48,6 +48,8 @@ def test_auto_precision_is_bfloat16_for_text_models_on_a_bfloat16_cpu_and_logs_w
         assert "an image model (ResNet50V2 measured no faster in bfloat16)" in logged[1]
     else:
         assert "(auto: a CPU without AMX-BF16 / AVX512-BF16" in logged[0]
+    with pytest.raises(ValueError, match="kind must be one of None, 'text', 'image'; got 'Text'"):
+        distribute.precision_policy("auto", cpu, "Text")
     assert distribute.describe_precision("mixed_bfloat16", "mixed_bfloat16") == (
         "mixed_bfloat16 (precision='mixed_bfloat16')"
     )

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from tftune._keras_private import nested_layers
+from tftune._validation import choice_error, raise_errors
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +329,7 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy, kind: str
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}.")
+    raise_errors(choice_error("kind", kind, (None, "text", "image")))
     policy = precision
     if precision == "auto":
         device = device_kind(strategy)
