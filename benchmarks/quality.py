@@ -33,6 +33,11 @@ targets with PASS / FAIL and, row against row, the per-seed differences:
     .venv/bin/python benchmarks/quality.py                     # everything: ~70 min on 2 CPU cores
     .venv/bin/python benchmarks/quality.py --tasks rt_binary --seeds 0 --rows head_only gradual
     .venv/bin/python benchmarks/quality.py --report-only   # the tables again, from benchmarks/quality_results.jsonl
+    .venv/bin/python benchmarks/quality.py --tasks rt_binary --rows gradual --precision float32 mixed_bfloat16
+
+`--precision` (default float32) trains every run under each policy given, one after the other on the same
+seed; each run records its policy (runs without one were float32), tables and targets are per policy, and
+with two policies a target checks each other policy against float32 (within 0.5 pt, mean accuracy).
 
 Runs go seed by seed over every task and row, each appended to `--results` as it ends, so
 an interrupted benchmark still leaves complete tables for the seeds it finished; the same
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import statistics
@@ -135,12 +141,12 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
     return path
 
 
-def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
+def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Namespace) -> dict:
     label, pretrained, schedule, layer_decay, lora_rank = ROWS[row]
     config = dataclasses.replace(
         task.config, schedule=schedule, layer_decay=layer_decay, weights=task.config.weights if pretrained else None
     )
-    print(f"\n=== {task.name} / {label} / seed {seed} ===", flush=True)
+    print(f"\n=== {task.name} / {label} / seed {seed} / {precision} ===", flush=True)
     keras.utils.set_random_seed(seed)
     loader = tftune.load_text_splits if config.task == "text" else tftune.load_image_splits
     examples = args.train_examples + task.held_out
@@ -166,6 +172,7 @@ def run_row(task: Task, row: str, seed: int, args: argparse.Namespace) -> dict:
         lambda model: prepared.setdefault("data", pipelines(model)).train,
         lambda model: prepared["data"].validation,
         epochs=config.epochs,
+        precision=precision,
         unfreezing=config.unfreezing(),
         learning_rate=config.learning_rate if lora_rank is None else tftune.lora.LEARNING_RATE,
         head_learning_rate=config.head_learning_rate,
@@ -262,6 +269,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--precision", nargs="+", choices=tftune.distribute.PRECISIONS[1:], default=["float32"],
+                        help="train every run under each of these Keras dtype policies")
     parser.add_argument("--train-examples", type=int, default=800, help="training examples per seed (seeded subset)")
     parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")
     parser.add_argument("--source-epochs", type=int, default=3, help="mnist: epochs on the digits 0-4")
@@ -279,16 +288,17 @@ def main() -> None:
     runs = _read_results(args.results) if os.path.exists(args.results) else []
     if not args.report_only:
         tasks = {name: make_task(name, args) for name in args.tasks}
-        done = {(run["task"], run["row"], run["seed"]) for run in runs}
+        precisions = list(dict.fromkeys(args.precision))
+        done = {(run["task"], run["row"], run["seed"], _precision(run)) for run in runs}
         # Seed by seed over every task and row, so an interrupted run still leaves complete tables; runs
         # already in --results are kept, not repeated (rerun the same command to finish an interrupted one).
         for seed in args.seeds:
             for name, task in tasks.items():
-                for row in args.rows:
-                    if (name, row, seed) in done:
+                for row, precision in itertools.product(args.rows, precisions):
+                    if (name, row, seed, precision) in done:
                         continue
-                    runs.append({"task": name, "row": row, "seed": seed, "setup": _setup(task, args),
-                                 **run_row(task, row, seed, args)})
+                    runs.append({"task": name, "row": row, "seed": seed, "precision": precision,
+                                 "setup": _setup(task, args), **run_row(task, row, seed, precision, args)})
                     with open(args.results, "a") as results_file:
                         results_file.write(json.dumps(runs[-1]) + "\n")
             print("\n" + report(runs), flush=True)
@@ -312,21 +322,50 @@ def _read_results(path: str) -> list[dict]:
 
 
 def report(runs: list[dict]) -> str:
-    """Markdown: one table per task (rows in ROWS order, mean ± std over the seeds run), then the targets."""
+    """Markdown: a table per task and precision (rows in ROWS order, mean ± std over the seeds), then the targets."""
     sections, checks = [], []
     for name in TASKS:
-        task_runs = [run for run in runs if run["task"] == name]
-        if not task_runs:
-            continue
-        results = {row: [run for run in task_runs if run["row"] == row] for row in ROWS}
-        results = {row: values for row, values in results.items() if values}
-        seeds = sorted({run["seed"] for run in task_runs})
-        sections.append(f"### {TASKS[name][3]}\n\n{task_runs[-1]['setup']}; seeds {seeds}\n\n{markdown_table(results)}\n")
-        checks += targets(name, results)
+        by_precision = {}
+        for run in runs:
+            if run["task"] == name:
+                by_precision.setdefault(_precision(run), []).append(run)
+        for precision, task_runs in sorted(by_precision.items(), key=lambda item: item[0] != "float32"):
+            results = {row: [run for run in task_runs if run["row"] == row] for row in ROWS}
+            results = {row: values for row, values in results.items() if values}
+            seeds = sorted({run["seed"] for run in task_runs})
+            suffix = "" if precision == "float32" else f", {precision}"
+            title = f"### {TASKS[name][3]}{suffix}\n\n{task_runs[-1]['setup']}; seeds {seeds}"
+            sections.append(f"{title}\n\n{markdown_table(results)}\n")
+            checks += [(text + suffix, passed, measured) for text, passed, measured in targets(name, results)]
+            if precision != "float32" and "float32" in by_precision:
+                checks += precision_targets(name, precision, by_precision["float32"], task_runs)
     lines = ["| target | result | measured |", "| --- | --- | --- |"]
     lines += [f"| {text} | {'PASS' if passed else 'FAIL'} | {measured} |" for text, passed, measured in checks]
     return "\n".join(sections) + "\n" + "\n".join(lines)
 
+
+def precision_targets(task: str, precision: str, float32_runs: list[dict], runs: list[dict]) -> list[tuple]:
+    """Per row run in both: `precision` >= float32 - 0.5 pt, mean accuracy over the seeds both ran."""
+    checks = []
+    for row in ROWS:
+        baseline = {run["seed"]: run for run in float32_runs if run["row"] == row}
+        paired = [run for run in runs if run["row"] == row and run["seed"] in baseline]
+        if paired:
+            ours = statistics.mean(run["accuracy"] for run in paired)
+            theirs = statistics.mean(baseline[run["seed"]]["accuracy"] for run in paired)
+            seconds = sum(run["wall_time"] for run in paired)
+            seconds /= sum(baseline[run["seed"]]["wall_time"] for run in paired)
+            checks.append((
+                f"{task} / {row}: {precision} >= float32 - 0.5 pt", ours >= theirs - 0.005,
+                f"{precision} {ours:.3f}, float32 {theirs:.3f}; per seed "
+                f"{_paired_differences(paired, list(baseline.values()))}; fit wall time x{seconds:.2f}",
+            ))
+    return checks
+
+
+def _precision(run: dict) -> str:
+    """The run's Keras dtype policy: runs recorded before --precision existed trained in float32."""
+    return run.get("precision", "float32")
 
 if __name__ == "__main__":
     main()

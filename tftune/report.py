@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune import _plotting
+from tftune import _plotting, distribute
 
 _logger = logging.getLogger(__name__)
 
@@ -216,7 +216,9 @@ def write_report(
     first epoch and step, trainable groups and parameters, boundaries inside
     an epoch included), listed in report.md. `config` is stored as given (it must be JSON
     serializable); `wall_time` (seconds) and `examples_per_second` describe
-    training. Non-finite numbers are written as `null`.
+    training. The model's precision (dtype policy) is given with why it was
+    chosen (`config["precision"]`, what was asked for: see
+    `tftune.distribute.describe_precision`). Non-finite numbers are written as `null`.
 
     Example:
 
@@ -247,6 +249,9 @@ def write_report(
         "unfreezing_stages": unfreezing_stages,
         "wall_time_seconds": wall_time,
         "examples_per_second": examples_per_second,
+        "precision": distribute.describe_precision(
+            model.dtype_policy.name, (config or {}).get("precision"), getattr(model, "kind", None)
+        ),
         "config": dict(config or {}),
     }
     paths = {
@@ -405,6 +410,7 @@ def _markdown(metrics: dict, title: str, paths: dict) -> str:
         f"| loss | {_number(metrics['loss'])} |",
         f"| wall time (s) | {_number(metrics['wall_time_seconds'], 1)} |",
         f"| training examples/s | {_number(metrics['examples_per_second'], 1)} |",
+        f"| precision | {metrics['precision']} |",
         "",
         "## Per class",
         "",
