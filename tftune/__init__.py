@@ -70,7 +70,7 @@ from tftune.recipe import (  # noqa: E402
     auto_schedule,
     fine_tune,
     load_splits,
-    prepared_data,
+    next_commands,
     run_recipe,
     save_model,
 )

@@ -127,7 +127,7 @@ class RecipeConfig:
         known = {field.name for field in dataclasses.fields(cls)} - {"task"}
         unknown = sorted(set(options) - known)
         modality = MODALITIES[task]
-        other_task = sorted(key for key in options if key in TASK_ONLY_OPTIONS and key not in MODALITY_OPTIONS[modality])
+        other_task = sorted(set(options) & set(TASK_ONLY_OPTIONS) - set(MODALITY_OPTIONS[modality]))
         merged = {**_TASK_DEFAULTS[modality], **{key: value for key, value in options.items() if key in known}}
         if isinstance(merged.get("augmentation"), str):
             merged["augmentation"] = (merged["augmentation"],)
@@ -223,8 +223,15 @@ class RecipeConfig:
         return MODALITIES[self.task]
 
     def resolved_backbone(self) -> str:
-        """`backbone`, else the task's offline default (the text task's is `offline_text_backbone()`)."""
-        return self.backbone or offline_text_backbone()
+        """`backbone`, else the task's offline default (`OFFLINE_BACKBONES`).
+
+        Example:
+
+        ```python
+        tftune.RecipeConfig.for_task("text").resolved_backbone() == bert_dir  # True
+        ```
+        """
+        return self.backbone or OFFLINE_BACKBONES[self.modality]()
 
     def resolved_learning_rate(self) -> float:
         """`learning_rate`, else LoRA's rate (`tftune.lora.LEARNING_RATE`) with `lora_rank`, else the task's.
@@ -299,7 +306,8 @@ def auto_schedule(weights: str | None) -> str:
 
     What benchmarks/quality.py measured at equal epochs: the head alone for
     half of the first epoch, then every group, is as good as full
-    fine-tuning (within 0.5 pt or ahead) on text and on images. A random backbone (weights=None) has nothing to protect from a
+    fine-tuning (within 0.5 pt or ahead) on text and on images. A random
+    backbone (weights=None) has nothing to protect from a
     random head: every group from the start.
 
     Example:
@@ -378,8 +386,10 @@ def _backbone_config_error(backbone) -> str | None:
 # The offline defaults of each task (the image task trains a keras.applications backbone from random init).
 _TASK_DEFAULTS = {
     families.TEXT: {"dataset": "rotten_tomatoes", "max_examples": 3000},
-    families.IMAGE: {"dataset": "mnist_digits", "backbone": "resnet50v2", "weights": None, "batch_size": 32},
+    families.IMAGE: {"dataset": "mnist_digits", "weights": None, "batch_size": 32},
 }
+# The backbone each task trains when none is given: offline, no download (keras.applications builds the image one).
+OFFLINE_BACKBONES = {families.TEXT: offline_text_backbone, families.IMAGE: lambda: "resnet50v2"}
 
 
 def unfreezing_schedule(schedule: str) -> dict | tuple | str:

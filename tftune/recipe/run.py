@@ -123,7 +123,8 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     """Run one recipe: load data, build and fine-tune with gradual unfreezing, report, save, export.
 
     Writes `<output_dir>/model.keras` (the final weights, those the report
-    evaluates; no optimizer state), with LoRA `adapters.weights.h5` (the adapters alone), metrics.json / report.md / plots, `history.csv` and
+    evaluates; no optimizer state), with LoRA `adapters.weights.h5` (the
+    adapters alone), metrics.json / report.md / plots, `history.csv` and
     `checkpoints/` (`best.weights.h5` and its `best.json`, and `backup/` while a run is
     unfinished: rerunning the same config resumes it), and exports a
     SavedModel version under `<export_dir>/<model_name>/`.
@@ -257,6 +258,7 @@ def save_model(model: keras.Model, path: str) -> str:
     keras.models.load_model(path).labels  # ['rotten', 'fresh']
     ```
     """
+    model = lora.merged_adapters(model)  # LoRA: adapters merged into the kernels, a plain model of the same function
     config = model.get_config()
     if "preprocessor" in config:
         config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
