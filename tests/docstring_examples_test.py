@@ -43,9 +43,7 @@ import tftune
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 # Examples whose stated value is wrong, in files this test does not fix: each fails as expected (strict: once its
 # docstring is fixed the test says so, and the entry goes).
-_KNOWN_WRONG = {
-    "tftune.recipe.data.prepared_data": "recipe.py states `data.steps_per_epoch  # 2 batches of 32`; the pipeline has 1",
-}
+_KNOWN_WRONG: dict[str, str] = {}
 # A number written with a trailing "..." ("0.5747..."): the digits shown are its start.
 _TRUNCATED_NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)\.\.\.")
 

@@ -19,6 +19,12 @@ def test_fine_tune_on_strings_with_string_labels_classifies_by_name(tiny_bert_pr
     assert probabilities.shape == (3, 2) and np.allclose(probabilities.sum(axis=-1), 1, atol=1e-5)
     assert names == [model.labels[index] for index in probabilities.argmax(axis=-1)]
     assert model.classify("a fine warm film") == names[0]
+    # With the head forced to one class, classify names that class (whatever its index).
+    head = model.get_layer(builders.HEAD_LAYER)
+    kernel, _ = head.get_weights()
+    for bias, label in (([0.0, 50.0], "rotten"), ([50.0, 0.0], "fresh")):
+        head.set_weights([np.zeros_like(kernel), np.array(bias, "float32")])
+        assert model.classify(["a fine warm film", "x"]) == [label, label]
 
 
 @pytest.mark.slow

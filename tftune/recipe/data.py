@@ -52,9 +52,9 @@ def prepared_data(
 
     ```python
     config = tftune.RecipeConfig.for_task("image", max_examples=40)
-    model = tftune.build_image_classifier("resnet50", 10, image_size=(32, 32), weights=None)
-    data = tftune.recipe.prepared_data(config, model, tftune.recipe.load_splits(config))
-    data.steps_per_epoch  # 2 batches of 32
+    splits = tftune.recipe.load_splits(config)
+    model = tftune.recipe.model_spec(config, splits.label_names).build()
+    splits.train_size, tftune.recipe.prepared_data(config, model, splits).steps_per_epoch  # (30, 1)
     ```
     """
     return model.prepared_data(
