@@ -19,7 +19,7 @@ import tftune
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", help="ResNet spec (see `tftune info`) or preset folder (default: resnet50v2)")
-    parser.add_argument("--weights", help="'pretrained' (a hub preset or keras.applications download); default: random init")
+    parser.add_argument("--weights", help="'pretrained' (hub preset or keras.applications download); default: random")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32, help="per replica")
     parser.add_argument("--max-examples", type=int, help="seeded subset of the 5,000 digits (default: all)")

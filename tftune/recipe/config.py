@@ -273,7 +273,8 @@ class RecipeConfig:
         Example:
 
         ```python
-        tftune.RecipeConfig.for_task("image", weights="pretrained").unfreezing().get_config()["schedule"]  # 'head_first'
+        config = tftune.RecipeConfig.for_task("image", weights="pretrained")
+        config.unfreezing().get_config()["schedule"]  # 'head_first'
         ```
         """
         return unfreeze.GradualUnfreezing(
