@@ -132,7 +132,7 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
                          {"image_size": config.image_size, "weights": None, "labels": source.label_names}),
         lambda model: tftune.image_pipelines(splits, model.image_size, config.batch_size, seed=1234).train,
         epochs=args.source_epochs,
-        learning_rate=config.learning_rate,
+        learning_rate=config.resolved_learning_rate(),
         unfreezing=tftune.GradualUnfreezing({0: "all"}),
         verbose=2,
     )
@@ -154,7 +154,7 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
     options = {"labels": splits.label_names, "weights": config.weights}
     if config.task == "text":
         options.update(sequence_length=config.sequence_length, pooling=config.pooling)
-        backbone = config.backbone or tftune.recipe.offline_bert_backbone()
+        backbone = config.backbone or tftune.recipe.offline_text_backbone()
     else:
         options.update(image_size=config.image_size)
         backbone = config.backbone
@@ -174,7 +174,7 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
         epochs=config.epochs,
         precision=precision,
         unfreezing=config.unfreezing(),
-        learning_rate=config.learning_rate if lora_rank is None else tftune.lora.LEARNING_RATE,
+        learning_rate=config.resolved_learning_rate() if lora_rank is None else tftune.lora.LEARNING_RATE,
         head_learning_rate=config.head_learning_rate,
         warmup_steps=config.warmup_steps,
         layer_decay=config.layer_decay,
@@ -192,7 +192,7 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
         "majority": max(validation_counts) / sum(validation_counts),
         "wall_time": wall_time,
         "trainable_fraction": trainable / result.model.count_params(),
-        "learning_rate": config.learning_rate if lora_rank is None else tftune.lora.LEARNING_RATE,
+        "learning_rate": config.resolved_learning_rate() if lora_rank is None else tftune.lora.LEARNING_RATE,
     }
 
 
@@ -309,7 +309,7 @@ def _setup(task: Task, args: argparse.Namespace) -> str:
     config = task.config
     return (
         f"{args.train_examples} train / {task.held_out} held-out examples; {config.epochs} epochs, batch "
-        f"{config.batch_size}, backbone rate {config.learning_rate:g}, head rate {config.head_learning_rate:g} "
+        f"{config.batch_size}, backbone rate {config.resolved_learning_rate():g}, head rate {config.head_learning_rate:g} "
         f"(head-only stage), warm-up {config.warmup_steps} steps per stage"
         + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
            if config.task == "text" else f", {config.image_size[0]}x{config.image_size[1]} px, BatchNorm frozen")

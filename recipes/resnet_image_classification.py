@@ -6,6 +6,7 @@ initialisation (no pretrained weights offline). Usage, e.g.:
 """
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -14,20 +15,11 @@ import tensorflow as tf
 
 import tftune
 
-WEIGHTS = None  # random init offline; "pretrained" with a hub preset or keras.applications download
-# Pretrained: the head alone for half of the first epoch, then every group (as good as full fine-tuning at equal
-# epochs in benchmarks/quality.py), with BatchNorm in inference mode (its moving statistics would not settle in a
-# few small-data steps). Random init: every group from the start, there is nothing to protect from a random head.
-UNFREEZING = "head_first" if WEIGHTS else {0: "all"}
-HEAD_LEARNING_RATE = 1e-2  # the new head while the backbone is frozen (a schedule starting head-only)
-LEARNING_RATE = 1e-3  # every group once the backbone trains; each stage warms up, then decays linearly to 0
-WARMUP_STEPS = 10  # per stage
-DATASET = "mnist_digits"  # the name `tftune evaluate` knows
-
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet50v2", help="ResNet spec (see `tftune info`) or preset folder")
+    parser.add_argument("--backbone", help="ResNet spec (see `tftune info`) or preset folder (default: resnet50v2)")
+    parser.add_argument("--weights", help="'pretrained' (hub preset or keras.applications download); default: random")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32, help="per replica")
     parser.add_argument("--max-examples", type=int, help="seeded subset of the 5,000 digits (default: all)")
@@ -35,46 +27,50 @@ def main(argv=None) -> None:
     parser.add_argument("--strategy", default="auto", help="auto, cpu, gpu, mirrored, multi_worker or tpu")
     parser.add_argument("--output-dir", help="report, checkpoints and model.keras (default: runs/<model name>)")
     parser.add_argument("--export-dir", default="saved_models", help="SavedModel root for TF Serving")
-    parser.add_argument("--model-name", default=f"{DATASET}_image", help="served name")
+    parser.add_argument("--model-name", default="mnist_digits_image", help="served name")
     args = parser.parse_args(argv)
-    args.output_dir = args.output_dir or os.path.join("runs", args.model_name)
+    # The recipe defaults (schedule "auto", BatchNorm frozen with pretrained weights, stage-aware rates); checked here.
+    options = {key: value for key, value in vars(args).items() if value is not None}
+    config = tftune.RecipeConfig.for_task("image", **options)
+    name, output_dir = config.resolved_model_name(), config.resolved_output_dir()
     tftune.show_logs()  # tftune's progress messages on stderr
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(config.seed)
     # 1. Data: a seeded subset, split into train / stratified validation.
-    splits = tftune.load_image_splits(tftune.load_mnist_digits(), max_examples=args.max_examples)
+    splits = tftune.load_splits(config)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); resize in tf.data.
-    strategy = tftune.get_strategy(args.strategy)
-    with strategy.scope(), tftune.precision_scope(tftune.precision_policy("auto", strategy)):
-        model = tftune.build_image_classifier(args.backbone, len(splits.label_names), labels=splits.label_names,
-                                              image_size=args.image_size, weights=WEIGHTS)
-    data = tftune.image_pipelines(splits, model.image_size, tftune.global_batch_size(args.batch_size, strategy))
-    # 3. Fit, compiled by tftune.compile_for_unfreezing (one optimizer per layer group).
-    unfreezing = tftune.GradualUnfreezing(UNFREEZING, keep_batchnorm_frozen=bool(WEIGHTS))
+    strategy = tftune.get_strategy(config.strategy)
+    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy)):
+        model = tftune.build_image_classifier(config.resolved_backbone(), len(splits.label_names),
+                                              labels=splits.label_names, image_size=config.image_size,
+                                              weights=config.weights)
+    data = model.prepared_data(splits, tftune.global_batch_size(config.batch_size, strategy), seed=config.seed)
+    # 3. Fit with the "auto" schedule (random init: every group from the start), one optimizer per layer group.
+    unfreezing = config.unfreezing()
     started = time.time()
     result = tftune.fit(
-        model, data.train, data.validation, epochs=args.epochs, strategy=strategy, learning_rate=LEARNING_RATE,
-        head_learning_rate=HEAD_LEARNING_RATE, warmup_steps=WARMUP_STEPS, unfreezing=unfreezing,
-        checkpoint_dir=os.path.join(args.output_dir, "checkpoints"),
+        model, data.train, data.validation, epochs=config.epochs, strategy=strategy,
+        learning_rate=config.resolved_learning_rate(), head_learning_rate=config.head_learning_rate,
+        warmup_steps=config.warmup_steps, unfreezing=unfreezing, checkpoint_dir=os.path.join(output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.
     report = tftune.write_report(
-        args.output_dir, model, data.validation, history=result.history,
+        output_dir, model, data.validation, history=result.history,
         unfreezing_boundaries=unfreezing.epoch_boundaries(), unfreezing_stages=unfreezing.stages_entered,
-        config={**vars(args), "dataset": DATASET, "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS,
-                "head_learning_rate": HEAD_LEARNING_RATE, "unfreezing_schedule": UNFREEZING},
-        wall_time=wall_time, examples_per_second=splits.train_size * args.epochs / wall_time, title=args.model_name,
+        config={**dataclasses.asdict(config), "backbone": config.resolved_backbone(),
+                "learning_rate": config.resolved_learning_rate(),
+                "unfreezing_schedule": unfreezing.get_config()["schedule"]},
+        wall_time=wall_time, examples_per_second=splits.train_size * config.epochs / wall_time, title=name,
     )
-    # 5. Save the Keras model; export a versioned SavedModel (JPEG / PNG bytes in, labels out) for TF Serving.
-    model_path, digit_path = os.path.join(args.output_dir, "model.keras"), os.path.join(args.output_dir, "digit.png")
-    model.save(model_path)
-    exported = tftune.export_saved_model(model, args.export_dir, name=args.model_name)
+    # 5. Save the Keras model (no optimizer state); export a versioned SavedModel (JPEG / PNG bytes in, labels out).
+    model_path = tftune.save_model(model, os.path.join(output_dir, "model.keras"))
+    exported = tftune.export_saved_model(model, config.export_dir, name=name)
+    digit_path = os.path.join(output_dir, "digit.png")
     image, _ = next(iter(splits.validation))
     tf.io.write_file(digit_path, tf.io.encode_png(tf.cast(image, tf.uint8)))
+    evaluate, export, _ = tftune.next_commands(config, model_path, exported.path)
     print(f"Validation accuracy {report.metrics['accuracy']:.3f}; report {report.paths['report_md']}. Next:")
-    print(f"  tftune evaluate {model_path} {DATASET} --output-dir {os.path.join(args.output_dir, 'evaluation')}")
-    print(f"  tftune export {model_path} --base-dir {args.export_dir} --name {args.model_name}")
-    print(f"  tftune predict {os.path.dirname(exported.path)} {digit_path}")
+    print(f"  {evaluate}\n  {export}\n  tftune predict {os.path.dirname(exported.path)} {digit_path}")
 
 
 if __name__ == "__main__":

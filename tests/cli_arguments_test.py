@@ -47,6 +47,8 @@ def _bad_values(tmp_path) -> dict[str, tuple[str, list[str]]]:
         "strategy": ("text", ["cluster"]),
         "precision": ("text", ["float8"]),
         "seed": ("text", [str(2**40)]),
+        "lora_rank": ("text", ["0"]),
+        "lora_alpha": ("text", ["-1", "--lora-rank", "8"]),
         "output_dir": ("text", [str(a_file)]),
         "export_dir": ("text", [str(a_file)]),
         "model_name": ("text", ["my model/v2"]),
@@ -229,3 +231,10 @@ def test_evaluate_refuses_an_output_dir_that_is_a_file_before_loading_anything(t
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"tftune evaluate: error: --output-dir {str(a_file)!r} is a file; pass a directory (a new or an existing one)."
     )
+
+
+def test_lora_flags_reach_the_config_and_its_learning_rate():
+    config = cli.parse_recipe_args("text", ["--lora-rank", "8", "--lora-alpha", "16"])
+    assert (config.lora_rank, config.lora_alpha, config.resolved_learning_rate()) == (8, 16, tftune.lora.LEARNING_RATE)
+    config = cli.parse_recipe_args("text", ["--lora-rank", "8", "--learning-rate", "1e-4"])
+    assert config.resolved_learning_rate() == 1e-4

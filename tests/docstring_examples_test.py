@@ -43,9 +43,7 @@ import tftune
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 # Examples whose stated value is wrong, in files this test does not fix: each fails as expected (strict: once its
 # docstring is fixed the test says so, and the entry goes).
-_KNOWN_WRONG = {
-    "tftune.recipe.prepared_data": "recipe.py states `data.steps_per_epoch  # 2 batches of 32`; the pipeline has 1",
-}
+_KNOWN_WRONG: dict[str, str] = {}
 # A number written with a trailing "..." ("0.5747..."): the digits shown are its start.
 _TRUNCATED_NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+)\.\.\.")
 
@@ -221,12 +219,12 @@ def test_examples_are_collected():
         "tftune.train.fit",
         "tftune.export.publishing.export_saved_model",
         "tftune.schedules.WarmupDecay",
-        "tftune.recipe.RecipeConfig",
+        "tftune.recipe.config.RecipeConfig",
         "tftune.report.write_report",
         "tftune.unfreeze.callback.GradualUnfreezing",
     } <= names
     # Names reachable only through their module (not re-exported by tftune) are collected too.
-    assert {"tftune.recipe.sweep_learning_rate", "tftune.recipe.load_splits", "tftune.cli.parse_recipe_args"} <= names
+    assert {"tftune.recipe.run.sweep_learning_rate", "tftune.recipe.data.load_splits", "tftune.cli.parse_recipe_args"} <= names
     sources = [example.values[1] for example in EXAMPLES]
     stated = sum(expected is not None for source in sources for _, expected in _checked_statements(source))
     assert stated >= 40

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tftune
-from tftune import recipe, unfreeze
+from tftune import builders, recipe, unfreeze
 from tftune.recipe import RecipeConfig, check_steps, next_commands, run_recipe, unfreezing_schedule
 
 
@@ -207,3 +207,44 @@ def test_gradual_recipe_run_spreads_the_groups_and_writes_every_file(small_resne
     np.testing.assert_allclose(saved.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6)
     assert result.export.path == str(tmp_path / "saved_models" / "digits" / "1")
     assert result.next_commands[-1] == f"tftune predict {tmp_path / 'saved_models' / 'digits'} image.jpg"
+
+
+def test_the_learning_rate_is_the_given_one_else_loras_else_the_tasks():
+    assert RecipeConfig.for_task("text").resolved_learning_rate() == 5e-5
+    assert RecipeConfig.for_task("image").resolved_learning_rate() == 1e-3
+    assert RecipeConfig.for_task("text", lora_rank=8).resolved_learning_rate() == tftune.lora.LEARNING_RATE
+    assert RecipeConfig.for_task("image", lora_rank=8, learning_rate=1e-4).resolved_learning_rate() == 1e-4
+    with pytest.raises(ValueError, match=r"lora_alpha=16 needs lora_rank too"):
+        RecipeConfig.for_task("text", lora_alpha=16)
+    with pytest.raises(ValueError, match=r"lora_rank must be"):
+        RecipeConfig.for_task("text", lora_rank=0)
+
+
+def test_batchnorm_stays_frozen_with_pretrained_weights_of_any_task():
+    assert RecipeConfig.for_task("text").resolved_keep_batchnorm_frozen()
+    assert RecipeConfig.for_task("image", weights="pretrained").resolved_keep_batchnorm_frozen()
+    assert not RecipeConfig.for_task("image").resolved_keep_batchnorm_frozen()  # random init: statistics train
+
+
+@pytest.mark.slow
+def test_lora_recipe_writes_the_adapters_and_records_rank_alpha_and_rate(tiny_bert_preset, tmp_path, caplog):
+    config = RecipeConfig.for_task(
+        "text", backbone=tiny_bert_preset, max_examples=40, epochs=1, sequence_length=8, schedule="all",
+        lora_rank=2, lora_alpha=4, output_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "saved_models"),
+    )
+    with caplog.at_level(logging.INFO, logger="tftune"):
+        result = run_recipe(config)
+    adapters = tmp_path / "run" / recipe.ADAPTERS_FILE
+    assert f"LoRA adapters: {adapters}" in caplog.text
+    recorded = result.metrics["config"]
+    assert (recorded["lora_rank"], recorded["lora_alpha"], recorded["learning_rate"]) == (2, 4, 2e-3)
+    # The adapters file (and the head) turn a fresh model on the same pretrained backbone into the trained one.
+    fresh = recipe.model_spec(config, result.model.labels).build()
+    head = builders.HEAD_LAYER
+    fresh.get_layer(head).set_weights(result.model.get_layer(head).get_weights())
+    tftune.load_adapters(fresh, str(adapters))
+    # model.keras holds the adapters merged into the kernels: the same function.
+    tokens = result.model.preprocessor(["a fine film"])
+    merged = keras.models.load_model(result.model_path)
+    np.testing.assert_allclose(merged.predict(tokens, verbose=0), result.model.predict(tokens, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(fresh.predict(tokens, verbose=0), result.model.predict(tokens, verbose=0), atol=1e-5)

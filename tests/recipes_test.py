@@ -58,7 +58,7 @@ def test_bert_recipes_train_save_report_and_export(tiny_bert_preset, tmp_path, c
         capsys,
     )
     name = "rotten_tomatoes_3class_text"
-    model, metrics, saved_model_dir = _check_run(tmp_path, printed, name, "rotten_tomatoes_3class", '"a fine film"')
+    model, metrics, saved_model_dir = _check_run(tmp_path, printed, name, "rotten_tomatoes_3class", "'a fine film'")
     assert isinstance(model, tftune.TextClassifier) and model.labels == ["rotten", "fresh", "plot"]
     assert sorted(metrics["per_class"]) == sorted(model.labels) and metrics["examples"] == 6
     assert metrics["config"]["backbone"] == tiny_bert_preset and metrics["config"]["variant"] == "three_class"

@@ -14,8 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
-from tftune._validation import choice_error, image_size_error, integer_error, raise_errors
+from tftune import data as data_lib
+from tftune._validation import (
+    choice_error,
+    image_size_error,
+    integer_error,
+    raise_errors,
+)
 from tftune.families import (
     HEAD,
     IMAGE,
@@ -78,6 +85,31 @@ class _Classifier(keras.Model):
         groups = self.family.layer_groups(self.backbone)
         used = tuple(group for group in groups if group.name not in self.unused_groups)
         return used + (LayerGroup(HEAD, (self.get_layer(HEAD_LAYER),)),)
+
+    def classify(self, inputs, *, probabilities: bool = False, batch_size: int = 32):
+        """Label names for raw inputs (strings for text, HxWx3 RGB arrays for images); with probabilities too.
+
+        One input gives one label; a list gives a list. `probabilities=True`
+        returns `(labels, probabilities)`, the probabilities `[n, classes]`
+        in the order of `self.labels`.
+
+        Example:
+
+        ```python
+        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+        model.classify("a fine film") in ("rotten", "fresh")  # True
+        ```
+        """
+        single = self._is_single_input(inputs)
+        batch = [inputs] if single else list(inputs)
+        scores = np.concatenate(
+            [self.predict_on_batch(self._model_inputs(batch[start : start + batch_size]))
+             for start in range(0, len(batch), batch_size)]
+        ) if batch else np.zeros((0, self.num_classes), "float32")
+        labels = [self.labels[index] for index in np.argmax(scores, axis=-1)]
+        if single:
+            labels, scores = labels[0], scores[0]
+        return (labels, scores) if probabilities else labels
 
     def _freeze_unused_groups(self) -> None:
         # A trainable weight without a gradient makes every step warn; the
@@ -163,6 +195,30 @@ class TextClassifier(_Classifier):
     def sequence_length(self) -> int:
         return self.preprocessor.sequence_length
 
+    def prepared_data(
+        self, splits: data_lib.DataSplits, batch_size: int, *, seed: int = 0, augmentation: Sequence[str] = ()
+    ) -> data_lib.PreparedData:
+        """Batched token pipelines of `splits` for this model (`tftune.text_pipelines` with its preprocessor).
+
+        Example:
+
+        ```python
+        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
+        splits = tftune.load_text_splits((["good", "bad"] * 10, [1, 0] * 10), validation_fraction=0.5)
+        model.prepared_data(splits, 5).steps_per_epoch  # 2
+        ```
+        """
+        raise_errors(
+            f"augmentation applies to images only; got {list(augmentation)} for a text model." if augmentation else None
+        )
+        return data_lib.text_pipelines(splits, self.preprocessor, batch_size, seed=seed)
+
+    def _is_single_input(self, inputs) -> bool:
+        return isinstance(inputs, str)
+
+    def _model_inputs(self, batch: list):
+        return self.preprocessor(batch)
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),
@@ -217,6 +273,35 @@ class ImageClassifier(_Classifier):
         x = keras.layers.Rescaling(scale, offset, name="normalize")(x)
         x = family_of(backbone).features(backbone, x)
         self._attach_head(images, x, num_classes, labels, dropout, **kwargs)
+
+    def prepared_data(
+        self, splits: data_lib.DataSplits, batch_size: int, *, seed: int = 0, augmentation: Sequence[str] = ()
+    ) -> data_lib.PreparedData:
+        """Batched image pipelines of `splits` for this model (`tftune.image_pipelines` at its size and resizing).
+
+        Example:
+
+        ```python
+        model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None)
+        splits = tftune.load_image_splits((np.zeros((8, 40, 40, 3)), [0, 1] * 4), validation_fraction=0.5)
+        model.prepared_data(splits, 2, augmentation=["flip"]).steps_per_epoch  # 2
+        ```
+        """
+        return data_lib.image_pipelines(
+            splits, self.image_size, batch_size, augmentation=augmentation, seed=seed, resizing=self.resizing
+        )
+
+    def _is_single_input(self, inputs) -> bool:
+        return np.ndim(inputs) == 3 and not isinstance(inputs, list)
+
+    def _model_inputs(self, batch: list):
+        shapes = {np.shape(image) for image in batch}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"classify takes images of one size per call; got sizes {sorted(shapes)}. Resize them, or classify "
+                f"them one at a time."
+            )
+        return np.asarray(batch, dtype="float32")
 
     def get_config(self) -> dict:
         return {

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
-from tftune import _backend, distribute, lr_finder, recipe
+from tftune import _backend, distribute, lora, lr_finder, recipe
 from tftune._validation import directory_error, raise_errors
 from tftune.families import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
@@ -168,7 +168,12 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=_number, help="default 3")
     training.add_argument("--batch-size", type=_number, help="per replica (text default 16, image 32); the global batch is this times the replicas")
-    training.add_argument("--learning-rate", type=_number, help="peak rate of every group once backbone groups train (text default 5e-5, image 1e-3)")
+    defaults = ", ".join(f"{modality} {rate:g}" for modality, rate in recipe.LEARNING_RATES.items())
+    training.add_argument(
+        "--learning-rate", type=_number,
+        help=f"peak rate of every group once backbone groups train (default: {defaults}; "
+        f"with --lora-rank {lora.LEARNING_RATE:g})",
+    )
     training.add_argument("--head-learning-rate", type=_number, help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)")
     training.add_argument("--class-weight", help="'balanced' weighs each class by n / (classes * n_class); default none")
     training.add_argument("--layer-decay", type=_number, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
@@ -177,6 +182,14 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
     training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
     training.add_argument("--seed", type=_number, help="default 0")
+    training.add_argument(
+        "--lora-rank", type=_number,
+        help="train LoRA adapters of this rank on the backbone's attention layers (and the head) instead of every "
+        "weight; default off",
+    )
+    training.add_argument(
+        "--lora-alpha", type=_number, help="LoRA scale alpha (adapters add alpha / rank * A @ B; default: the rank)"
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", help="model.keras, reports, checkpoints and TensorBoard logs (default: runs/<name>)")
     output.add_argument("--export-dir", help="SavedModel root for TF Serving (default: saved_models)")
@@ -268,7 +281,7 @@ def _info(arguments: argparse.Namespace) -> int:
     print("devices:")
     for device in tf.config.list_logical_devices():
         print(f"  {device.device_type:4s} {device.name}")
-    print("known backbones (or pass a local keras-hub preset / Hugging Face BERT directory):")
+    print("known backbones (or pass a local keras-hub preset, Hugging Face or timm directory):")
     for source, names in tftune.known_backbones().items():
         print(f"  {source}: {', '.join(names)}")
     return 0
