@@ -42,7 +42,7 @@ from quality import precision_targets  # noqa: E402
 
 import tftune  # noqa: E402
 from tftune import distribute  # noqa: E402
-from tftune.recipe import RecipeConfig, offline_bert_backbone  # noqa: E402
+from tftune.recipe import RecipeConfig, offline_text_backbone  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -51,7 +51,7 @@ def build(recipe: str, policy: str, weights: list | None) -> tuple[keras.Model, 
     """The recipe's classifier under `policy` (with `weights` when given), compiled for full fine-tuning, one batch."""
     with distribute.precision_scope(policy):
         if recipe == "text":
-            model = tftune.build_text_classifier(offline_bert_backbone(), 2, sequence_length=128)
+            model = tftune.build_text_classifier(offline_text_backbone(), 2, sequence_length=128)
         else:
             config = RecipeConfig.for_task("image")
             model = tftune.build_image_classifier(config.backbone, 10, image_size=config.image_size, weights=None)
@@ -171,7 +171,7 @@ def main() -> None:
     for recipe in results:
         supported = "mixed_bfloat16" if flags and all(passed for _, passed, _ in recipe_checks[recipe]) else "float32"
         print(f"{recipe}: these numbers support --precision auto = {supported} on this CPU; "
-              f"tftune picks {distribute.precision_policy('auto', strategy, recipe)}")
+              f"tftune picks {distribute.precision_policy('auto', strategy, tftune.recipe.MODALITIES[recipe])}")
 
 
 if __name__ == "__main__":

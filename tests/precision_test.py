@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tftune
+from tftune.families import IMAGE, TEXT
 from tftune import distribute
 
 AMX_CPUINFO = """processor\t: 0
@@ -36,20 +37,20 @@ def test_auto_precision_is_bfloat16_for_text_models_on_a_bfloat16_cpu_and_logs_w
     flags = distribute.cpu_bfloat16_flags(distribute.read_cpuinfo())
     cpu = distribute.get_strategy("cpu")
     with caplog.at_level(logging.INFO, logger="tftune.distribute"):
-        policies = {kind: distribute.precision_policy("auto", cpu, kind) for kind in ("text", "image", None)}
+        policies = {modality: distribute.precision_policy("auto", cpu, modality) for modality in (TEXT, IMAGE, None)}
     # On the AMX machine the benchmarks ran on, flags == ("amx_bf16", "avx512_bf16"): text is mixed_bfloat16.
-    assert policies == {"text": "mixed_bfloat16" if flags else "float32", "image": "float32", None: "float32"}
+    assert policies == {TEXT: "mixed_bfloat16" if flags else "float32", IMAGE: "float32", None: "float32"}
     logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("tftune precision")]
-    assert logged == [f"tftune precision: {distribute.describe_precision(policies[kind], 'auto', kind)}"
-                      for kind in ("text", "image", None)]
+    assert logged == [
+        f"tftune precision: {distribute.describe_precision(policies[modality], 'auto', modality)}"
+        for modality in (TEXT, IMAGE, None)
+    ]
     if flags:
         assert logged[0].startswith(f"tftune precision: mixed_bfloat16 (auto: a text model on a CPU that reports "
                                     f"{', '.join(flags)}: MiniLM trained 1.6x faster")
         assert "an image model (ResNet50V2 measured no faster in bfloat16)" in logged[1]
     else:
         assert "(auto: a CPU without AMX-BF16 / AVX512-BF16" in logged[0]
-    with pytest.raises(ValueError, match="kind must be one of None, 'text', 'image'; got 'Text'"):
-        distribute.precision_policy("auto", cpu, "Text")
     assert distribute.describe_precision("mixed_bfloat16", "mixed_bfloat16") == (
         "mixed_bfloat16 (precision='mixed_bfloat16')"
     )

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tftune._keras_private import nested_layers
 from tftune._validation import choice_error, raise_errors
+from tftune.families import TEXT, Modality
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 _PRECISION_BY_DEVICE = {"TPU": "mixed_bfloat16", "GPU": "mixed_float16", "CPU": "float32"}
 # The /proc/cpuinfo flags of the x86 instructions that oneDNN runs bfloat16 matmuls and convolutions with.
 CPU_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
-# The model kinds that "auto" trains in mixed_bfloat16 on such a CPU: measured faster (benchmarks/precision.py).
-BFLOAT16_CPU_KINDS = ("text",)
+# The modalities that "auto" trains in mixed_bfloat16 on such a CPU: measured faster (benchmarks/precision.py).
+BFLOAT16_CPU_MODALITIES = (TEXT,)
 _LOCAL_TPU = "local"
 
 
@@ -305,16 +306,16 @@ def read_cpuinfo() -> str:
         return ""
 
 
-def precision_policy(precision: str, strategy: tf.distribute.Strategy, kind: str | None = None) -> str:
+def precision_policy(precision: str, strategy: tf.distribute.Strategy, modality: Modality | None = None) -> str:
     """The Keras dtype policy name for `precision` on the strategy's devices; logs it and why.
 
     "auto" gives "mixed_float16" on GPU and "mixed_bfloat16" on TPU. On CPU
-    it gives "mixed_bfloat16" for text models (`kind="text"`, BERT) when the
+    it gives "mixed_bfloat16" for text models (`modality=tftune.families.TEXT`) when the
     CPU reports AMX-BF16 or AVX512-BF16 (`cpu_bfloat16_flags` of
     `/proc/cpuinfo`), where benchmarks/precision.py measured MiniLM's
     training step 1.6x faster than float32 and benchmarks/quality.py the same
     accuracy; "float32" for image models (the image recipe's ResNet50V2 was
-    not faster in bfloat16), for an unknown `kind` and on other CPUs.
+    not faster in bfloat16), for an unknown `modality` and on other CPUs.
     "float32", "mixed_float16" and "mixed_bfloat16" are returned as they are.
     Under a mixed policy tftune's heads and losses stay float32 (predictions
     and SavedModel outputs are float32 probabilities), and `compile` wraps
@@ -323,33 +324,32 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy, kind: str
     Example:
 
     ```python
-    tftune.precision_policy("auto", tftune.get_strategy("cpu"), "text")  # "mixed_bfloat16" on an AMX CPU
-    tftune.precision_policy("auto", tftune.get_strategy("cpu"), "image")  # "float32"
+    tftune.precision_policy("auto", tftune.get_strategy("cpu"), tftune.families.TEXT)  # "mixed_bfloat16" on AMX
+    tftune.precision_policy("auto", tftune.get_strategy("cpu"), tftune.families.IMAGE)  # "float32"
     ```
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}.")
-    raise_errors(choice_error("kind", kind, (None, "text", "image")))
     policy = precision
     if precision == "auto":
         device = device_kind(strategy)
-        bfloat16_cpu = device == "CPU" and kind in BFLOAT16_CPU_KINDS and cpu_bfloat16_flags(read_cpuinfo())
+        bfloat16_cpu = device == "CPU" and modality in BFLOAT16_CPU_MODALITIES and cpu_bfloat16_flags(read_cpuinfo())
         policy = "mixed_bfloat16" if bfloat16_cpu else _PRECISION_BY_DEVICE[device]
-    logger.info("tftune precision: %s", describe_precision(policy, precision, kind))
+    logger.info("tftune precision: %s", describe_precision(policy, precision, modality))
     return policy
 
 
-def describe_precision(policy: str, requested: str | None = "auto", kind: str | None = None) -> str:
+def describe_precision(policy: str, requested: str | None = "auto", modality: Modality | None = None) -> str:
     """`policy` and why it was chosen, for the run log and report.md: "float32 (precision='float32')".
 
     `requested` is the `precision` asked for ("auto" explains the automatic
-    choice on this machine for a `kind` of model; None: the policy a given
+    choice on this machine for a `modality` of model; None: the policy a given
     model was built with).
 
     Example:
 
     ```python
-    tftune.distribute.describe_precision("float32", "auto", "image")
+    tftune.distribute.describe_precision("float32", "auto", tftune.families.IMAGE)
     # "float32 (auto: a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, ...)"
     ```
     """
@@ -364,7 +364,7 @@ def describe_precision(policy: str, requested: str | None = "auto", kind: str | 
         why = "a TPU: bfloat16 is its native compute type"
     elif policy == "mixed_bfloat16":
         why = (
-            f"a {kind} model on a CPU that reports {', '.join(flags)}: MiniLM trained 1.6x faster per step than in "
+            f"a {modality} model on a CPU that reports {', '.join(flags)}: MiniLM trained 1.6x faster per step than in "
             f"float32 with the same accuracy (benchmarks/precision.py, quality.py); precision='float32' to opt out"
         )
     elif not flags:
@@ -372,7 +372,7 @@ def describe_precision(policy: str, requested: str | None = "auto", kind: str | 
     else:
         why = (
             f"a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, and this is "
-            f"{'an image model (ResNet50V2 measured no faster in bfloat16)' if kind == 'image' else 'no text model'}"
+            f"{'no text model' if modality is None else f'an {modality} model (ResNet50V2 measured no faster in bfloat16)'}"
         )
     return f"{policy} (auto: {why})"
 
