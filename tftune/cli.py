@@ -26,6 +26,7 @@ from tftune import _backend, distribute, lora, lr_finder, recipe
 from tftune._validation import directory_error, raise_errors
 from tftune.families import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
+from tftune.logs import show_logs
 
 # What a user can cause and fix: reported as one line, exit status 2, no traceback.
 _USER_ERRORS = (ValueError, OSError, BackboneUnavailableError, DatasetUnavailableError)
@@ -36,42 +37,6 @@ _KEYWORD_FLAGS = {
     "lr-find": {"name": "--model-name", "base_dir": "--export-dir", "image_key": "--text-key"},
     "export": {"warmup": "--no-warmup", "verify": "--no-verify"},
 }
-
-
-class _ConsoleHandler(logging.StreamHandler):
-    """Log records as plain lines on the current `sys.stderr` (also when it is redirected after setup)."""
-
-    def __init__(self):
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
-def show_logs(level: int = logging.INFO) -> None:
-    """Show tftune's log messages (the "tftune" logger, INFO and up by default) on stderr, as the CLI does.
-
-    A recipe script calls it once at the start; calling it again only changes the level. The messages
-    are shown here instead of being passed on to the root logger's handlers (no duplicate lines when a
-    library has configured the root logger).
-
-    Example:
-
-    ```python
-    tftune.cli.show_logs()  # from here on, tftune's INFO messages and warnings appear on stderr
-    ```
-    """
-    logger = logging.getLogger("tftune")
-    logger.setLevel(level)
-    logger.propagate = False
-    if not any(isinstance(handler, _ConsoleHandler) for handler in logger.handlers):
-        logger.addHandler(_ConsoleHandler())
 
 
 def parse_recipe_args(
