@@ -385,7 +385,7 @@ class AllReplicasLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     all-reduce) under `MirroredStrategy`, so an overflow on another replica is
     applied and turns the weights into NaN (measured with Keras 3.15 on two
     CPU replicas under mixed_float16). This one all-reduces the verdict.
-    Pass it to `compile`, or call `tftune.use_all_replicas_loss_scaling(model)`
+    Pass it to `compile`, or call `tftune.distribute.use_all_replicas_loss_scaling(model)`
     right after `compile`.
 
     Example:
@@ -394,7 +394,7 @@ class AllReplicasLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope(), tftune.precision_scope("mixed_float16"):
         model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
-        optimizer = tftune.AllReplicasLossScaleOptimizer(keras.optimizers.AdamW(1e-4))
+        optimizer = tftune.distribute.AllReplicasLossScaleOptimizer(keras.optimizers.AdamW(1e-4))
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     ```
     """
@@ -451,7 +451,7 @@ def use_all_replicas_loss_scaling(model: keras.Model) -> None:
     with strategy.scope(), tftune.precision_scope("mixed_float16"):
         model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    tftune.use_all_replicas_loss_scaling(model)
+    tftune.distribute.use_all_replicas_loss_scaling(model)
     type(model.optimizer).__name__  # 'AllReplicasLossScaleOptimizer'
     ```
     """
