@@ -1,5 +1,6 @@
 """The public API is deliberate: `tftune.__all__` is the README's list, group by group, and every name exists."""
 
+import inspect
 import pathlib
 import re
 
@@ -25,5 +26,10 @@ def test_readme_lists_exactly_the_public_api_by_group():
 def test_every_public_name_exists_once_and_workarounds_are_not_top_level():
     assert len(tftune.__all__) == len(set(tftune.__all__))
     assert all(hasattr(tftune, name) for name in tftune.__all__)
+    imported = {
+        name for name, value in vars(tftune).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name not in ("API", "ensure_tensorflow_backend")
+    }
+    assert imported == set(tftune.__all__) - {"families"}, "a name imported into tftune but not in tftune.API (or the reverse)"
     for workaround in ("AllReplicasLossScaleOptimizer", "use_all_replicas_loss_scaling", "route_group_optimizers"):
         assert workaround not in tftune.__all__ and not hasattr(tftune, workaround)

@@ -412,7 +412,8 @@ def build_image_classifier(
     """
     labels = _label_names(labels)
     raise_errors(
-        *_head_errors(num_classes, labels, dropout), image_size is not None and image_size_error("image_size", image_size)
+        *_head_errors(num_classes, labels, dropout),
+        image_size is not None and image_size_error("image_size", image_size),
     )
     _check_modality(backbone, IMAGE)
     resolved = resolve_backbone(backbone, weights=weights)

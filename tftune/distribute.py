@@ -20,7 +20,6 @@ import keras
 import tensorflow as tf
 
 from tftune._keras_private import nested_layers
-from tftune._validation import choice_error, raise_errors
 from tftune.families import TEXT, Modality
 
 logger = logging.getLogger(__name__)
@@ -370,10 +369,9 @@ def describe_precision(policy: str, requested: str | None = "auto", modality: Mo
     elif not flags:
         why = "a CPU without AMX-BF16 / AVX512-BF16 (no amx_bf16 or avx512_bf16 in /proc/cpuinfo)"
     else:
-        why = (
-            f"a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, and this is "
-            f"{'no text model' if modality is None else f'an {modality} model (ResNet50V2 measured no faster in bfloat16)'}"
-        )
+        measured = "ResNet50V2 measured no faster in bfloat16"
+        this = "no text model" if modality is None else f"an {modality} model ({measured})"
+        why = f"a CPU; bfloat16 is picked on AMX-BF16 / AVX512-BF16 CPUs for text models only, and this is {this}"
     return f"{policy} (auto: {why})"
 
 

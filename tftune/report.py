@@ -100,7 +100,7 @@ def classification_metrics(labels, probabilities, label_names: Sequence[str]) ->
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(
-                label_names, scores["precision"], scores["recall"], scores["f1"], scores["support"]
+                label_names, scores["precision"], scores["recall"], scores["f1"], scores["support"], strict=True
             )
         },
         "confusion_matrix": scores["confusion"].tolist(),
@@ -314,7 +314,7 @@ def _stages(history: dict, boundaries: list[int], epochs: int) -> list[dict]:
             "last_epoch": end - 1,
             "history": {key: values[start:end] for key, values in history.items()},
         }
-        for index, (start, end) in enumerate(zip(edges, edges[1:]))
+        for index, (start, end) in enumerate(zip(edges, edges[1:], strict=False))
         if end > start
     ]
 
@@ -335,7 +335,7 @@ def _finite(value):
 def _plot_curves(history: dict, boundaries: list[int], path: str, title: str) -> None:
     pyplot = _plotting.pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
             if history.get(key):
                 epochs = np.arange(1, len(history[key]) + 1)

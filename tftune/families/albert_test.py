@@ -42,7 +42,8 @@ def test_family(tmp_path):
 
 
 def test_one_group_per_shared_layer_group_whatever_the_depth_a_stated_limit():
-    for num_layers, num_groups, encoders in ((3, 1, ["shared_encoder_0"]), (4, 2, ["shared_encoder_0", "shared_encoder_1"])):
+    cases = ((3, 1, ["shared_encoder_0"]), (4, 2, ["shared_encoder_0", "shared_encoder_1"]))
+    for num_layers, num_groups, encoders in cases:
         groups = albert.FAMILY.layer_groups(tiny_backbone(num_layers, num_groups))
         assert [group.name for group in groups] == ["embeddings", *encoders, "pooler"]
         assert all(len(group.layers) == 1 for group in groups if group.name in encoders)

@@ -124,7 +124,9 @@ def read_local_directory(path: str) -> LocalDirectory:
                 f"keras-hub's save_to_preset or the Hugging Face / timm checkpoint wrote; re-download or re-save it."
             ) from None
         if not isinstance(config, dict):
-            raise ValueError(f"{config_path!r} holds a {type(config).__name__}, not a JSON object; re-save the backbone.")
+            raise ValueError(
+                f"{config_path!r} holds a {type(config).__name__}, not a JSON object; re-save the backbone."
+            )
     if "registered_name" in config:
         source = KERAS_HUB
     elif "model_type" in config:

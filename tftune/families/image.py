@@ -41,7 +41,7 @@ def imagenet_normalization() -> dict:
     """Scale / offset mapping 0..255 RGB to ImageNet-standardized values."""
     return {
         "scale": [1.0 / std for std in IMAGENET_STD],
-        "offset": [-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD)],
+        "offset": [-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)],
         "reverse_channels": False,
     }
 
@@ -156,7 +156,7 @@ def transformers_normalization(local: LocalDirectory) -> dict | None:
     mean, std = config.get("image_mean", [0.0] * 3), config.get("image_std", [1.0] * 3)
     return {
         "scale": [rescale / s for s in std],
-        "offset": [-m / s for m, s in zip(mean, std)],
+        "offset": [-m / s for m, s in zip(mean, std, strict=True)],
         "reverse_channels": False,
     }
 

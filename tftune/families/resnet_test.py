@@ -18,7 +18,10 @@ def tiny_resnet(directory: str) -> None:
 
 
 CASE = FamilyCase(
-    family=resnet.FAMILY, make_preset=tiny_resnet, groups=("stem", "stage_1", "stage_2"), options={"image_size": (32, 32)}
+    family=resnet.FAMILY,
+    make_preset=tiny_resnet,
+    groups=("stem", "stage_1", "stage_2"),
+    options={"image_size": (32, 32)},
 )
 
 

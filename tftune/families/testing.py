@@ -148,7 +148,7 @@ def _check_gradual_unfreezing(case: FamilyCase, model: keras.Model) -> None:
     before, after_head, after_top, after_all = snapshots
 
     def changed(later, earlier, index):
-        return any(not np.array_equal(a, b) for a, b in zip(later[index], earlier[index]))
+        return any(not np.array_equal(a, b) for a, b in zip(later[index], earlier[index], strict=True))
 
     head = len(model.layer_groups) - 1
     assert changed(after_head, before, head), "the head did not train in step 0"
@@ -209,7 +209,7 @@ def _check_lora_targets(case: FamilyCase, preset: str) -> None:
 
 @functools.cache
 def tiny_sentencepiece_proto() -> bytes:
-    """A tiny SentencePiece model (serialized proto) with the special pieces every keras-hub SentencePiece tokenizer needs.
+    """A tiny SentencePiece model (serialized proto) with the special pieces keras-hub's SentencePiece tokenizers need.
 
     Trained on a few sentences. It holds `<unk>`, `<s>`, `</s>` at ids 0-2
     (where a fairseq-style id offset expects them), `<pad>`, `[PAD]`, `[CLS]`,

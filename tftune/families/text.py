@@ -115,7 +115,8 @@ class TextFamily(Family):
         tokens = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
         if "padding_mask" in inputs:
             return TokenPooling(pooling, name=f"{pooling}_pooling")([tokens, inputs["padding_mask"]])
-        return TokenPooling(pooling, pad_token_id=pad_token_id, name=f"{pooling}_pooling")([tokens, inputs["token_ids"]])
+        pooled = TokenPooling(pooling, pad_token_id=pad_token_id, name=f"{pooling}_pooling")
+        return pooled([tokens, inputs["token_ids"]])
 
     def resolve(self, spec: str, local: LocalDirectory | None, pretrained: bool, sequence_length=128, **_):
         backbone = self.load_backbone(spec, local, pretrained)
