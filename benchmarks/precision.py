@@ -28,6 +28,7 @@ recipe, what the targets support for `--precision auto` and what tftune picks.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -88,8 +89,8 @@ def measure(recipe: str, rounds: int, steps: int, warmup: int) -> dict:
         "predict": lambda model, x, y: model.predict_on_batch(x),
     }
     times = {precision: {action: [] for action in actions} for precision in PRECISIONS}
-    for precision, (model, features, labels) in models.items():
-        for action, run in actions.items():
+    for model, features, labels in models.values():
+        for run in actions.values():
             for _ in range(warmup):
                 run(model, features, labels)
     for round_index in range(rounds):
@@ -97,7 +98,7 @@ def measure(recipe: str, rounds: int, steps: int, warmup: int) -> dict:
             model, features, labels = models[precision]
             for action, run in actions.items():
                 times[precision][action] += [
-                    _step_seconds(lambda x, y: run(model, x, y), features, labels) for _ in range(steps)
+                    _step_seconds(functools.partial(run, model), features, labels) for _ in range(steps)
                 ]
         print(f"  {recipe}: round {round_index + 1}/{rounds} done", flush=True)
     probabilities = models["mixed_bfloat16"][0].predict_on_batch(models["mixed_bfloat16"][1])

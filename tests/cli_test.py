@@ -1,4 +1,7 @@
-"""The `tftune` command line, in-process (`cli.main`) and as a subprocess: train -> evaluate -> export -> predict, errors."""
+"""The `tftune` command line, in-process (`cli.main`) and as a subprocess.
+
+Train -> evaluate -> export -> predict, and errors.
+"""
 
 import json
 import os
@@ -50,7 +53,10 @@ def test_config_file_and_flags_give_the_same_config(tmp_path):
     yaml_path, json_path = tmp_path / "run.yaml", tmp_path / "run.json"
     yaml_path.write_text(yaml.safe_dump({"task": "image", **options}))
     json_path.write_text(json.dumps({"task": "image", **options}))
-    flags = ["--epochs", "2", "--batch-size", "8", "--schedule", "0:0,1:all", "--layer-decay", "0.5", "--image-size", "48", "40"]
+    flags = [
+        "--epochs", "2", "--batch-size", "8", "--schedule", "0:0,1:all",
+        "--layer-decay", "0.5", "--image-size", "48", "40",
+    ]
     from_flags = cli.parse_recipe_args("image", flags)
     assert cli.parse_recipe_args("image", ["--config", str(yaml_path)]) == from_flags
     assert cli.parse_recipe_args(None, ["--config", str(json_path)]) == from_flags
@@ -68,7 +74,9 @@ def test_config_file_and_flags_give_the_same_config(tmp_path):
 def test_config_file_with_an_unknown_option_is_reported_with_the_bad_values(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("task: text\nepoch: 3\nbatch_size: 0\n")
-    with pytest.raises(ValueError, match=r"2 invalid options:\n  - Unknown recipe options \['epoch'\].*\n  - batch_size"):
+    with pytest.raises(
+        ValueError, match=r"2 invalid options:\n  - Unknown recipe options \['epoch'\].*\n  - batch_size"
+    ):
         cli.parse_recipe_args(None, ["--config", str(path)])
 
 
@@ -262,14 +270,15 @@ def test_text_train_then_evaluate_a_held_out_file_and_the_export(bert_dir, tmp_p
         assert (tmp_path / "test" / name).stat().st_size > 0
 
     # The exported SavedModel evaluates the same way.
-    assert cli.main(["evaluate", str(saved_models / "reviews"), test_path, "--output-dir", str(tmp_path / "served")]) == 0
+    served_dir = str(tmp_path / "served")
+    assert cli.main(["evaluate", str(saved_models / "reviews"), test_path, "--output-dir", served_dir]) == 0
     served = _metrics(tmp_path / "served")
     assert served["examples"] == 200 and served["confusion_matrix"] == test_metrics["confusion_matrix"]
     assert served["loss"] == pytest.approx(test_metrics["loss"], abs=1e-4)
 
 
 def _write_digit_folder(root, images, labels) -> str:
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         os.makedirs(root / DIGITS[label], exist_ok=True)
         (root / DIGITS[label] / f"{index}.png").write_bytes(tf.io.encode_png(image.astype("uint8")).numpy())
     return str(root)
@@ -363,7 +372,8 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     tested = _metrics(tmp_path / "test_report")
     assert tested["examples"] == 200 and sorted(tested["per_class"]) == DIGITS
     assert tested["accuracy"] > 0.35  # ten classes: chance 0.1; measured 0.505, so a model that did not train fails
-    assert cli.main(["evaluate", str(saved_models / "digits" / "1"), test_dir, "--output-dir", str(tmp_path / "served")]) == 0
+    served_dir = str(tmp_path / "served")
+    assert cli.main(["evaluate", str(saved_models / "digits" / "1"), test_dir, "--output-dir", served_dir]) == 0
     served = _metrics(tmp_path / "served")
     assert served["examples"] == 200
     assert served["accuracy"] == pytest.approx(tested["accuracy"], abs=0.02)  # same pixels, resized without rounding

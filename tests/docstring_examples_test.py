@@ -224,7 +224,11 @@ def test_examples_are_collected():
         "tftune.unfreeze.callback.GradualUnfreezing",
     } <= names
     # Names reachable only through their module (not re-exported by tftune) are collected too.
-    assert {"tftune.recipe.run.sweep_learning_rate", "tftune.recipe.data.load_splits", "tftune.cli.parse_recipe_args"} <= names
+    assert {
+        "tftune.recipe.run.sweep_learning_rate",
+        "tftune.recipe.data.load_splits",
+        "tftune.cli.parse_recipe_args",
+    } <= names
     sources = [example.values[1] for example in EXAMPLES]
     stated = sum(expected is not None for source in sources for _, expected in _checked_statements(source))
     assert stated >= 40

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import tftune
-from tftune.families import IMAGE, TEXT
 from tftune import distribute
+from tftune.families import IMAGE, TEXT
 
 AMX_CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -24,8 +24,8 @@ import yaml
 
 from tftune import _backend, distribute, lora, lr_finder, recipe
 from tftune._validation import directory_error, raise_errors
-from tftune.families import BackboneUnavailableError
 from tftune.data import DatasetUnavailableError
+from tftune.families import BackboneUnavailableError
 from tftune.logs import show_logs
 
 # What a user can cause and fix: reported as one line, exit status 2, no traceback.
@@ -114,38 +114,87 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     if task_flag:
         parser.add_argument("--task", help="text or image classification")
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="rotten_tomatoes, rotten_tomatoes_3class, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
+    data.add_argument(
+        "--dataset",
+        help="rotten_tomatoes, rotten_tomatoes_3class, mnist_digits, a tfds name, "
+        "a CSV/TSV/JSONL file or an image folder",
+    )
     data.add_argument("--data-dir", help="tfds data_dir (datasets must already be prepared there)")
     data.add_argument("--text-key", help="text (or tfds image) column / feature name (default: found from the data)")
     data.add_argument("--label-key", help="label column / feature name (default: found from the data)")
-    data.add_argument("--validation-fraction", type=_number, help="held-out fraction when the data has no validation split")
-    data.add_argument("--max-examples", type=_number, help="use at most this many examples, seeded subset (text default 3000)")
+    data.add_argument(
+        "--validation-fraction",
+        type=_number,
+        help="held-out fraction when the data has no validation split",
+    )
+    data.add_argument(
+        "--max-examples",
+        type=_number,
+        help="use at most this many examples, seeded subset (text default 3000)",
+    )
     data.add_argument("--augmentation", nargs="*", help="image augmentation on the training split: flip crop rotation")
     data.add_argument("--encoding", help="text files: their encoding (default utf-8; e.g. latin-1, cp1252)")
-    data.add_argument("--drop-missing-labels", action="store_true", default=None, help="leave out rows whose label is empty / NaN / None (default: an error listing them)")
+    data.add_argument(
+        "--drop-missing-labels",
+        action="store_true",
+        default=None,
+        help="leave out rows whose label is empty / NaN / None (default: an error listing them)",
+    )
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", help="backbone spec (see `tftune info`); default: the offline default of the task")
     model.add_argument("--weights", help="'pretrained', 'none' for random init, or a .weights.h5 path")
     model.add_argument("--sequence-length", type=_number, help="text: tokens per example (default 64)")
-    model.add_argument("--image-size", type=_number, nargs=2, metavar=("HEIGHT", "WIDTH"), help="image: model input size (default 32 32)")
-    model.add_argument("--pooling", help="text: cls, mean or max (default: what the checkpoint was trained with, else cls)")
+    model.add_argument(
+        "--image-size",
+        type=_number,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="image: model input size (default 32 32)",
+    )
+    model.add_argument(
+        "--pooling",
+        help="text: cls, mean or max (default: what the checkpoint was trained with, else cls)",
+    )
     model.add_argument("--tpu", help="Cloud TPU name or grpc:// address for --strategy tpu / auto (default: $TPU_NAME)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=_number, help="default 3")
-    training.add_argument("--batch-size", type=_number, help="per replica (text default 16, image 32); the global batch is this times the replicas")
+    training.add_argument(
+        "--batch-size",
+        type=_number,
+        help="per replica (text default 16, image 32); the global batch is this times the replicas",
+    )
     defaults = ", ".join(f"{modality} {rate:g}" for modality, rate in recipe.LEARNING_RATES.items())
     training.add_argument(
         "--learning-rate", type=_number,
         help=f"peak rate of every group once backbone groups train (default: {defaults}; "
         f"with --lora-rank {lora.LEARNING_RATE:g})",
     )
-    training.add_argument("--head-learning-rate", type=_number, help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)")
-    training.add_argument("--class-weight", help="'balanced' weighs each class by n / (classes * n_class); default none")
-    training.add_argument("--layer-decay", type=_number, help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)")
+    training.add_argument(
+        "--head-learning-rate",
+        type=_number,
+        help="peak rate of the new head while the backbone is frozen (default 1e-2; 'none': --learning-rate)",
+    )
+    training.add_argument(
+        "--class-weight",
+        help="'balanced' weighs each class by n / (classes * n_class); default none",
+    )
+    training.add_argument(
+        "--layer-decay",
+        type=_number,
+        help="discriminative rates: group k from the top gets lr * decay**k (ULMFiT: 0.385)",
+    )
     training.add_argument("--schedule", help=f"unfreezing schedule (default auto). {recipe.schedule_help()}")
-    training.add_argument("--warmup-steps", type=_number, help="linear warm-up steps at the start of each unfreezing stage (default 10)")
+    training.add_argument(
+        "--warmup-steps",
+        type=_number,
+        help="linear warm-up steps at the start of each unfreezing stage (default 10)",
+    )
     training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
-    training.add_argument("--precision", help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), float32, mixed_float16, mixed_bfloat16")
+    training.add_argument(
+        "--precision",
+        help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), "
+        "float32, mixed_float16, mixed_bfloat16",
+    )
     training.add_argument("--seed", type=_number, help="default 0")
     training.add_argument(
         "--lora-rank", type=_number,
@@ -156,7 +205,10 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
         "--lora-alpha", type=_number, help="LoRA scale alpha (adapters add alpha / rank * A @ B; default: the rank)"
     )
     output = parser.add_argument_group("output")
-    output.add_argument("--output-dir", help="model.keras, reports, checkpoints and TensorBoard logs (default: runs/<name>)")
+    output.add_argument(
+        "--output-dir",
+        help="model.keras, reports, checkpoints and TensorBoard logs (default: runs/<name>)",
+    )
     output.add_argument("--export-dir", help="SavedModel root for TF Serving (default: saved_models)")
     output.add_argument("--model-name", help="name under the export dir (default: <dataset>_<task>)")
 
@@ -369,7 +421,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_recipe_arguments(lr_find, task_flag=True)
     sweep = lr_find.add_argument_group("sweep")
-    sweep.add_argument("--stage", choices=("head", "all"), default="head", help="head: the head alone (backbone frozen, for --head-learning-rate); all: every group (for --learning-rate)")
+    sweep.add_argument(
+        "--stage",
+        choices=("head", "all"),
+        default="head",
+        help="head: the head alone (backbone frozen, for --head-learning-rate); all: every group (for --learning-rate)",
+    )
     sweep.add_argument("--steps", type=int, default=lr_finder.DEFAULT_STEPS,
                        help=f"batches in the sweep (default {lr_finder.DEFAULT_STEPS})")
     sweep.add_argument("--min-learning-rate", type=float, default=lr_finder.DEFAULT_MIN_LEARNING_RATE)
@@ -382,15 +439,23 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "model_path", help="a .keras file, a run directory (its model.keras) or saved_models/<name>[/<version>]"
     )
-    evaluate.add_argument("data", help="rotten_tomatoes, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder")
+    evaluate.add_argument(
+        "data",
+        help="rotten_tomatoes, mnist_digits, a tfds name, a CSV/TSV/JSONL file or an image folder",
+    )
     evaluate.add_argument("--data-dir", default=None, help="tfds data_dir")
-    evaluate.add_argument("--split", default=None, help="tfds split to evaluate (default: the dataset's validation split)")
+    evaluate.add_argument(
+        "--split",
+        default=None,
+        help="tfds split to evaluate (default: the dataset's validation split)",
+    )
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--output-dir", default=None, help="also write metrics.json, report.md and plots here")
     evaluate.set_defaults(run=_evaluate)
 
     export = subcommands.add_parser(
-        "export", help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel, LiteRT or ONNX"
+        "export",
+        help="export a .keras model (or the newest in a checkpoint dir) as a TF Serving SavedModel, LiteRT or ONNX",
     )
     export.add_argument("model_path", help="a .keras file, or a directory of .keras checkpoints")
     export.add_argument("--base-dir", default="saved_models", help="export root (default: saved_models)")
@@ -400,18 +465,47 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--top-k", type=int, default=None, help="also output the k most likely labels")
     export.add_argument("--no-warmup", action="store_true", help="skip TF Serving warm-up requests")
     export.add_argument("--no-verify", action="store_true", help="skip the reload check in a TensorFlow-only process")
-    formats = export.add_argument_group("LiteRT / ONNX (verified in their runtime: pip install 'tftune[litert]' / 'tftune[onnx]')")
-    formats.add_argument("--format", choices=("saved_model", "litert", "onnx"), default="saved_model", help="saved_model (TF Serving, default), litert (<base-dir>/<name>-litert[-<quantize>]/<version>/model.tflite) or onnx")
-    formats.add_argument("--quantize", choices=("float16", "int8"), default=None, help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force)")
-    formats.add_argument("--dataset", default=None, help="validation data for parity and accuracy before / after, as `tftune evaluate` takes it")
+    formats = export.add_argument_group(
+        "LiteRT / ONNX (verified in their runtime: pip install 'tftune[litert]' / 'tftune[onnx]')"
+    )
+    formats.add_argument(
+        "--format",
+        choices=("saved_model", "litert", "onnx"),
+        default="saved_model",
+        help="saved_model (TF Serving, default), litert "
+        "(<base-dir>/<name>-litert[-<quantize>]/<version>/model.tflite) or onnx",
+    )
+    formats.add_argument(
+        "--quantize",
+        choices=("float16", "int8"),
+        default=None,
+        help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force)",
+    )
+    formats.add_argument(
+        "--dataset",
+        default=None,
+        help="validation data for parity and accuracy before / after, as `tftune evaluate` takes it",
+    )
     formats.add_argument("--data-dir", default=None, help="tfds data_dir")
     formats.add_argument("--split", default=None, help="tfds split (default: the dataset's validation split)")
-    formats.add_argument("--accuracy-tolerance", type=float, default=0.01, help="largest accuracy drop allowed, a fraction (default 0.01: 1 point)")
-    formats.add_argument("--force", action="store_true", help="publish even when accuracy drops more than --accuracy-tolerance")
+    formats.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        default=0.01,
+        help="largest accuracy drop allowed, a fraction (default 0.01: 1 point)",
+    )
+    formats.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even when accuracy drops more than --accuracy-tolerance",
+    )
     export.set_defaults(run=_export)
 
     predict = subcommands.add_parser("predict", help="run an exported SavedModel on raw texts or image files")
-    predict.add_argument("saved_model_dir", help="saved_models/<name> (newest version) or saved_models/<name>/<version>")
+    predict.add_argument(
+        "saved_model_dir",
+        help="saved_models/<name> (newest version) or saved_models/<name>/<version>",
+    )
     predict.add_argument("inputs", nargs="+", help="texts for a text model, JPEG/PNG paths for an image model")
     predict.add_argument("--signature", default="serving_default")
     predict.set_defaults(run=_predict)
