@@ -271,7 +271,7 @@ def device_kind(strategy: tf.distribute.Strategy) -> str:
 
 
 def cpu_bfloat16_flags(cpuinfo: str) -> tuple[str, ...]:
-    """The bfloat16 instruction sets (of `CPU_BFLOAT16_FLAGS`) that a `/proc/cpuinfo` text reports.
+    r"""The bfloat16 instruction sets (of `CPU_BFLOAT16_FLAGS`) that a `/proc/cpuinfo` text reports.
 
     A flag counts when every processor's `flags` line lists it.
 
