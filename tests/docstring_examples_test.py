@@ -83,7 +83,8 @@ def _documented_targets():
                     if klass.__module__.startswith(tftune.__name__):
                         members.update((attr, member) for attr, member in vars(klass).items() if attr[0] != "_")
                 for attr, member in sorted(members.items()):
-                    yield f"{module_name}.{name}.{attr}", member
+                    if not inspect.isclass(member):  # a class attribute naming another class (a family's keras-hub one)
+                        yield f"{module_name}.{name}.{attr}", member
 
 
 def _examples():

@@ -11,9 +11,9 @@ trains under a 2-replica `MirroredStrategy` (numeric masks); and the
 reload parity on raw inputs) runs once for every family together in
 `tests/families_serving_test.py`.
 
-Example:
+Example (a family's test module; `tftune/families/vgg_test.py` is a whole one):
 
-```python
+```
 CASE = FamilyCase(family=resnet.FAMILY, make_preset=tiny_resnet, groups=("stem", "stage_1", "stage_2"))
 
 def test_family(tmp_path):
