@@ -123,7 +123,7 @@ def _text_signatures(module: _ServingModule, model) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in names])
     def serve_tokens(*tensors):
-        return module.outputs(dict(zip(names, tensors)))
+        return module.outputs(dict(zip(names, tensors, strict=True)))
 
     return {
         SERVING_DEFAULT: serve_text.get_concrete_function(),
