@@ -52,7 +52,8 @@ class ServingModel:
     Build one with `tftune.load_serving_model`. No Keras or tftune object is
     rebuilt: the graph runs as TF Serving runs it. `image_size` is the
     (height, width) an image model resizes to (None for text models); images
-    of any size can be given.
+    of any size can be given. `modality` is the `tftune.families.Modality` the
+    export's `kind` names (`served.modality.raw_input` is its raw input).
 
     `saved_model` is the `tf.saved_model.load` result, for the other
     signatures (`served.saved_model.signatures[name]`).
@@ -82,11 +83,11 @@ class ServingModel:
         through `serve_images` (resized in the graph), `batch_size` at a time.
         """
         raise_errors(integer_error("batch_size", batch_size, minimum=1))
-        served = _SERVED_INPUTS[self.modality]
-        values = served.probability_values(inputs)
+        expected = _SERVED_INPUTS[self.modality]
+        values = expected.probability_values(inputs)
         if values is None:
             raise ValueError(_wrong_inputs(self, "probability_inputs", _describe(inputs)))
-        return _probabilities(self, served.probability_signature, values, batch_size)
+        return _probabilities(self, expected.probability_signature, values, batch_size)
 
 
 def load_serving_model(path: str | os.PathLike) -> ServingModel:
