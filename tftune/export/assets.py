@@ -15,7 +15,8 @@ import tensorflow as tf
 from tftune._keras_private import is_registered_op
 from tftune.builders import IMAGE_INPUT
 from tftune.export._layout import METADATA_FILE, MODELS_CONFIG, SAVED_MODEL_PROTO, WARMUP_FILE, versions
-from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, TENSOR_SIGNATURES, decode_image
+from tftune.export.signatures import SERVING_DEFAULT, decode_image
+from tftune.families import IMAGE, TEXT, Modality
 
 # TF Text ops that TF Serving 2.19.x has (it embeds TF Text 2.12.1): the
 # long-standing tokenizer ops keras-hub's BERT tokenizer uses. Any other TF
@@ -158,17 +159,16 @@ def write_models_config(base_dir: str | os.PathLike = "saved_models", serving_ro
     return path
 
 
-def warmup_examples_error(kind: str, examples: Sequence | None) -> str | None:
-    """The problem with `warmup_examples` for a `kind` model, or None."""
+def warmup_examples_error(modality: Modality, examples: Sequence | None) -> str | None:
+    """The problem with `warmup_examples` for a model of `modality`, or None."""
     if examples is None:
         return None
     examples = list(examples)
-    expected = str if kind == "text" else bytes
-    if examples and all(isinstance(example, expected) for example in examples):
+    if examples and all(isinstance(example, _EXAMPLE_TYPES[modality]) for example in examples):
         return None
     return (
-        f"warmup_examples for a {kind} model must be None or a non-empty list of "
-        f"{'strings' if kind == 'text' else 'JPEG / PNG bytes'}; got {examples!r:.200}."
+        f"warmup_examples for a {modality} model must be None or a non-empty list of "
+        f"{modality.raw_noun}; got {examples!r:.200}."
     )
 
 
@@ -176,8 +176,16 @@ def resolved_warmup_examples(model, examples: Sequence | None) -> list:
     """`examples` as a list, or the defaults: two short sentences, or a generated JPEG and PNG."""
     if examples is not None:
         return list(examples)
-    if model.kind == "text":
-        return list(_DEFAULT_WARMUP_TEXTS)
+    return _DEFAULT_WARMUP_EXAMPLES[model.modality](model)
+
+
+def _default_warmup_texts(model) -> list[str]:
+    """Two short sentences."""
+    return list(_DEFAULT_WARMUP_TEXTS)
+
+
+def _default_warmup_images(model) -> list[bytes]:
+    """A gradient image of the model's size, as JPEG and as PNG."""
     gradient = np.linspace(0, 255, model.image_size[0] * model.image_size[1] * 3)
     image = tf.constant(gradient.reshape(*model.image_size, 3).astype("uint8"))
     return [tf.io.encode_jpeg(image).numpy(), tf.io.encode_png(image).numpy()]
@@ -193,14 +201,9 @@ def write_warmup_requests(export_dir: str, name: str, model, examples: list) -> 
             "(tensorflow-serving-api), or export with warmup=False."
         ) from None
 
-    raw = {RAW_INPUTS[model.kind]: np.array(examples, dtype=object)}
-    if model.kind == "text":
-        tensors = {key: np.asarray(value) for key, value in model.preprocessor(examples).items()}
-    else:
-        tensors = {
-            IMAGE_INPUT: np.stack([decode_image(example, model.image_size, model.resizing).numpy() for example in examples])
-        }
-    requests = [(SERVING_DEFAULT, raw), (TENSOR_SIGNATURES[model.kind], tensors)]
+    raw = {model.modality.raw_input: np.array(examples, dtype=object)}
+    tensors = _WARMUP_TENSORS[model.modality](model, examples)
+    requests = [(SERVING_DEFAULT, raw), (model.modality.tensor_signature, tensors)]
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
@@ -213,6 +216,23 @@ def write_warmup_requests(export_dir: str, name: str, model, examples: list) -> 
                     request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
                 log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
                 writer.write(log.SerializeToString())
+
+
+def _text_tensors(model, examples: list[str]) -> dict[str, np.ndarray]:
+    """The tokens `serve_tokens` takes for `examples`."""
+    return {key: np.asarray(value) for key, value in model.preprocessor(examples).items()}
+
+
+def _image_tensors(model, examples: list[bytes]) -> dict[str, np.ndarray]:
+    """The decoded, resized images `serve_images` takes for `examples`."""
+    images = [decode_image(example, model.image_size, model.resizing).numpy() for example in examples]
+    return {IMAGE_INPUT: np.stack(images)}
+
+
+# Per modality: the Python type of a raw example, the default warm-up examples, the tensor signature's inputs.
+_EXAMPLE_TYPES = {TEXT: str, IMAGE: bytes}
+_DEFAULT_WARMUP_EXAMPLES = {TEXT: _default_warmup_texts, IMAGE: _default_warmup_images}
+_WARMUP_TENSORS = {TEXT: _text_tensors, IMAGE: _image_tensors}
 
 
 def write_metadata(export_dir: str, metadata: dict) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -14,26 +14,13 @@ import tensorflow as tf
 from tftune._validation import integer_error, raise_errors
 from tftune.export._layout import LABELS_ASSET, version_dir
 from tftune.export.assets import read_metadata
-from tftune.export.signatures import IMAGE_BYTES_INPUT, IMAGES_SIGNATURE, RAW_INPUTS, SERVING_DEFAULT, TEXT_INPUT
+from tftune.export.signatures import IMAGES_SIGNATURE, MODALITIES, SERVING_DEFAULT
+from tftune.families import IMAGE, TEXT
 
 _logger = logging.getLogger(__name__)
 
 # The first bytes of the formats tf.io.decode_image reads.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-_KIND_NAMES = {"text": "a text model", "image": "an image model"}
-# Per kind: what an entry point takes, and the short name of it.
-_PROBABILITY_INPUTS = {
-    "text": ("raw texts (a list of strings)", "texts"),
-    "image": ("float images [n, height, width, 3], RGB 0..255", "images"),
-}
-_PREDICT_INPUTS = {
-    "text": (f"texts, fed to its '{SERVING_DEFAULT}' signature (input '{TEXT_INPUT}')", "texts"),
-    "image": (
-        f"JPEG / PNG / GIF / BMP file paths, whose bytes feed its '{SERVING_DEFAULT}' signature "
-        f"(input '{IMAGE_BYTES_INPUT}')",
-        "image files",
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +52,8 @@ class ServingModel:
     Build one with `tftune.load_serving_model`. No Keras or tftune object is
     rebuilt: the graph runs as TF Serving runs it. `image_size` is the
     (height, width) an image model resizes to (None for text models); images
-    of any size can be given.
+    of any size can be given. `modality` is the `tftune.families.Modality` the
+    export's `kind` names (`served.modality.raw_input` is its raw input).
 
     `saved_model` is the `tf.saved_model.load` result, for the other
     signatures (`served.saved_model.signatures[name]`).
@@ -76,6 +64,7 @@ class ServingModel:
     def __init__(self, path: str, kind: str, version: int, labels: list[str], image_size, saved_model):
         self.path = path
         self.kind = kind
+        self.modality = MODALITIES[kind]
         self.version = version
         self.labels = labels
         self.image_size = None if image_size is None else tuple(image_size)
@@ -94,24 +83,11 @@ class ServingModel:
         through `serve_images` (resized in the graph), `batch_size` at a time.
         """
         raise_errors(integer_error("batch_size", batch_size, minimum=1))
-        if self.kind == "text":
-            signature, values = SERVING_DEFAULT, self._texts(inputs)
-        else:
-            signature, values = IMAGES_SIGNATURE, self._images(inputs)
-        return _probabilities(self, signature, values, batch_size)
-
-    def _texts(self, inputs) -> np.ndarray:
-        texts = np.asarray([inputs] if isinstance(inputs, str) else inputs, dtype=object)
-        if texts.ndim != 1 or not all(isinstance(text, str) for text in texts):
-            raise ValueError(_wrong_inputs(self, _PROBABILITY_INPUTS, _describe(inputs)))
-        return texts.astype(str)
-
-    def _images(self, inputs) -> np.ndarray:
-        images = np.asarray(inputs)
-        if images.dtype.kind not in "fiu" or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(_wrong_inputs(self, _PROBABILITY_INPUTS, _describe(inputs)))
-        return images.astype("float32")
-
+        expected = _SERVED_INPUTS[self.modality]
+        values = expected.probability_values(inputs)
+        if values is None:
+            raise ValueError(_wrong_inputs(self, "probability_inputs", _describe(inputs)))
+        return _probabilities(self, expected.probability_signature, values, batch_size)
 
 
 def load_serving_model(path: str | os.PathLike) -> ServingModel:
@@ -217,21 +193,18 @@ def predict_from_saved_model(
         available = sorted(served.saved_model.signatures)
         raise ValueError(
             f"signature={signature!r}: predict runs '{SERVING_DEFAULT}', the raw-input signature "
-            f"('{RAW_INPUTS[served.kind]}') of this {served.kind} model; {served.path!r} has {available}. "
+            f"('{served.modality.raw_input}') of this {served.modality} model; {served.path!r} has {available}. "
             f"Call the others with tf.saved_model.load(...).signatures[name]."
         )
-    problem = _input_files_error(served.kind, inputs)
+    served_inputs = _SERVED_INPUTS[served.modality]
+    problem = served_inputs.predict_error(inputs)
     if problem:
-        raise ValueError(_wrong_inputs(served, _PREDICT_INPUTS, problem))
-    if served.kind == "text":
-        values = np.asarray(inputs, dtype=str)
-    else:
-        values = np.asarray([tf.io.read_file(path).numpy() for path in inputs], dtype=object)
-    probabilities = _probabilities(served, SERVING_DEFAULT, values, batch_size=32)
+        raise ValueError(_wrong_inputs(served, "predict_inputs", problem))
+    probabilities = _probabilities(served, SERVING_DEFAULT, served_inputs.predict_values(inputs), batch_size=32)
     class_ids = np.argmax(probabilities, axis=-1)
     return [
         Prediction(str(item), served.labels[class_id], int(class_id), float(row[class_id]))
-        for item, class_id, row in zip(inputs, class_ids, probabilities)
+        for item, class_id, row in zip(inputs, class_ids, probabilities, strict=True)
     ]
 
 
@@ -246,25 +219,45 @@ def _probabilities(served: ServingModel, signature: str, values: np.ndarray, bat
     return np.concatenate(batches) if batches else np.zeros((0, len(served.labels)), "float32")
 
 
-def _wrong_inputs(served: ServingModel, expected: dict[str, tuple[str, str]], got: str) -> str:
-    """The error for inputs of the other kind: what `served` takes (`expected` per kind) and what it got."""
-    other = "image" if served.kind == "text" else "text"
-    (takes, noun), other_noun = expected[served.kind], expected[other][1]
+def _wrong_inputs(served: ServingModel, entry_point: str, got: str) -> str:
+    """The error for inputs of the other kind: what `served` takes at `entry_point` and what it got."""
+    this = _SERVED_INPUTS[served.modality]
+    (other,) = (inputs for modality, inputs in _SERVED_INPUTS.items() if modality != served.modality)
+    takes, noun = getattr(this, entry_point)
     return (
-        f"{served.path!r} is {_KIND_NAMES[served.kind]}: it takes {takes}; got {got}. "
-        f"Pass {noun}, or use {_KIND_NAMES[other]}'s export for {other_noun}."
+        f"{served.path!r} is {this.model_noun}: it takes {takes}; got {got}. "
+        f"Pass {noun}, or use {other.model_noun}'s export for {getattr(other, entry_point)[1]}."
     )
 
 
-def _input_files_error(kind: str, inputs: list) -> str | None:
-    """What is wrong with `inputs` for a `kind` model's predict (texts vs image files), or None."""
-    if kind == "text":
-        images = [item for item in inputs if _is_image_file(item)]
-        if images:
-            return f"image files {images!r:.300}"
-        if all(os.path.isfile(item) for item in inputs):
-            return f"only file paths {inputs!r:.300} (predict classifies the strings themselves, not file contents)"
+def _texts(inputs) -> np.ndarray | None:
+    """`inputs` (one string or a list of them) as a string array, or None when they are not texts."""
+    texts = np.asarray([inputs] if isinstance(inputs, str) else inputs, dtype=object)
+    if texts.ndim != 1 or not all(isinstance(text, str) for text in texts):
         return None
+    return texts.astype(str)
+
+
+def _images(inputs) -> np.ndarray | None:
+    """`inputs` as a float32 `[n, height, width, 3]` array, or None when they are not images."""
+    images = np.asarray(inputs)
+    if images.dtype.kind not in "fiu" or images.ndim != 4 or images.shape[-1] != 3:
+        return None
+    return images.astype("float32")
+
+
+def _text_inputs_error(inputs: list) -> str | None:
+    """What is wrong with `inputs` for a text model's predict (image files, only file paths), or None."""
+    images = [item for item in inputs if _is_image_file(item)]
+    if images:
+        return f"image files {images!r:.300}"
+    if all(os.path.isfile(item) for item in inputs):
+        return f"only file paths {inputs!r:.300} (predict classifies the strings themselves, not file contents)"
+    return None
+
+
+def _image_files_error(inputs: list) -> str | None:
+    """What is wrong with `inputs` for an image model's predict (missing files, not images), or None."""
     missing = [item for item in inputs if not os.path.isfile(item)]
     if missing:
         return f"{missing!r:.300}, which are not existing files"
@@ -304,3 +297,44 @@ def _describe(inputs) -> str:
     if isinstance(inputs, np.ndarray):
         return f"an array of {inputs.dtype} with shape {inputs.shape}"
     return f"{type(inputs).__name__} {inputs!r:.120}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _ServedInputs:
+    """What a served model of one modality takes: `(takes, short name)` per entry point, and how inputs are read."""
+
+    model_noun: str
+    probability_signature: str
+    probability_inputs: tuple[str, str]
+    # `predict_probabilities` inputs as the signature's array, or None when they do not fit.
+    probability_values: Callable
+    predict_inputs: tuple[str, str]
+    # `predict` inputs: the problem with them (or None), and the array `serving_default` takes.
+    predict_error: Callable
+    predict_values: Callable
+
+
+_SERVED_INPUTS = {
+    TEXT: _ServedInputs(
+        model_noun="a text model",
+        probability_signature=SERVING_DEFAULT,
+        probability_inputs=("raw texts (a list of strings)", "texts"),
+        probability_values=_texts,
+        predict_inputs=(f"texts, fed to its '{SERVING_DEFAULT}' signature (input '{TEXT.raw_input}')", "texts"),
+        predict_error=_text_inputs_error,
+        predict_values=lambda inputs: np.asarray(inputs, dtype=str),
+    ),
+    IMAGE: _ServedInputs(
+        model_noun="an image model",
+        probability_signature=IMAGES_SIGNATURE,
+        probability_inputs=("float images [n, height, width, 3], RGB 0..255", "images"),
+        probability_values=_images,
+        predict_inputs=(
+            f"JPEG / PNG / GIF / BMP file paths, whose bytes feed its '{SERVING_DEFAULT}' signature "
+            f"(input '{IMAGE.raw_input}')",
+            "image files",
+        ),
+        predict_error=_image_files_error,
+        predict_values=lambda paths: np.asarray([tf.io.read_file(path).numpy() for path in paths], dtype=object),
+    ),
+}

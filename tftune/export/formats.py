@@ -596,7 +596,8 @@ class _ImageModality:
         return tf.TensorSpec([None, *model.image_size, 3], tf.float32, name=IMAGE_INPUT)
 
     def default_inputs(self, model) -> np.ndarray:
-        return np.stack([tf.io.decode_image(image, channels=3).numpy() for image in resolved_warmup_examples(model, None)])
+        images = resolved_warmup_examples(model, None)
+        return np.stack([tf.io.decode_image(image, channels=3).numpy() for image in images])
 
     def runtime_inputs(self, model, inputs) -> dict:
         images = np.asarray(inputs, "float32")

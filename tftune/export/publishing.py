@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -38,7 +38,8 @@ from tftune.export.assets import (
     write_warmup_requests,
 )
 from tftune.export.model_file import classifier_error, load_keras_model
-from tftune.export.signatures import RAW_INPUTS, SERVING_DEFAULT, decode_image, save_serving_model
+from tftune.export.signatures import MODALITIES, SERVING_DEFAULT, decode_image, save_serving_model
+from tftune.families import IMAGE, TEXT
 from tftune.lora import merged_adapters
 
 _logger = logging.getLogger(__name__)
@@ -72,12 +73,10 @@ class ExportResult:
         """Shell commands that serve this export with TF Serving and query it."""
         model_dir = os.path.abspath(os.path.dirname(self.path))
         tag = self.custom_ops.min_model_server_version or "latest"
-        if self.kind == "text":
-            predict = f"tftune predict {self.path} 'a fine film'"
-            body = '{"instances": [{"text": "a fine film"}]}'
-        else:
-            predict = f"tftune predict {self.path} image.jpg"
-            body = '{"instances": [{"image_bytes": {"b64": "\'"$(base64 -w0 image.jpg)"\'"}}]}'
+        modality = MODALITIES[self.kind]
+        argument, value = _SERVING_EXAMPLES[modality]
+        predict = f"tftune predict {self.path} {argument}"
+        body = f'{{"instances": [{{"{modality.raw_input}": {value}}}]}}'
         return "\n".join(
             (
                 predict,
@@ -144,7 +143,7 @@ def export_saved_model(
         model_name_error("name", name),
         None if version is None else integer_error("version", version, minimum=1),
         None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
-        warmup_examples_error(model.kind, warmup_examples),
+        warmup_examples_error(model.modality, warmup_examples),
     )
     labels = [str(label) for label in model.labels]
     model = merged_adapters(model)
@@ -181,7 +180,7 @@ def export_saved_model(
                 "version": version,
                 "kind": model.kind,
                 "labels": labels,
-                "image_size": list(model.image_size) if model.kind == "image" else None,
+                "image_size": list(model.image_size) if hasattr(model, "image_size") else None,
                 "signatures": signatures,
                 "custom_ops": report.to_json(),
             },
@@ -297,13 +296,11 @@ request = json.loads(sys.stdin.read())
 for blocked in request["blocked"]:
     sys.modules[blocked] = None
 import tensorflow as tf
-if request["kind"] == "text":
+if request["tf_text_ops"]:
     ops = os.path.join(importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops")
     for library in sorted(glob.glob(os.path.join(ops, "_*.so"))):
         tf.load_op_library(library)
-    examples = request["examples"]
-else:
-    examples = [base64.b64decode(item) for item in request["examples"]]
+examples = [base64.b64decode(item) for item in request["examples"]]
 signature = tf.saved_model.load(request["path"]).signatures[request["signature"]]
 outputs = signature(**{request["input"]: tf.constant(examples)})
 print(json.dumps({
@@ -314,14 +311,13 @@ print(json.dumps({
 
 
 def _verify_reload(export_dir: str, model, examples: list) -> None:
-    kind = model.kind
-    payload = examples if kind == "text" else [base64.b64encode(example).decode() for example in examples]
+    check = _RELOAD_CHECKS[model.modality]
     request = {
-        "kind": kind,
+        "tf_text_ops": check.tf_text_ops,
         "path": os.path.abspath(export_dir),
         "signature": SERVING_DEFAULT,
-        "input": RAW_INPUTS[kind],
-        "examples": payload,
+        "input": model.modality.raw_input,
+        "examples": [base64.b64encode(check.to_bytes(example)).decode() for example in examples],
         "blocked": _NOT_AT_SERVING_TIME,
     }
     process = subprocess.run(
@@ -341,11 +337,7 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
     # Direct calls, not predict_on_batch: under a MirroredStrategy predict_on_batch
     # runs the batch on every replica (rows repeated); a call, like the SavedModel,
     # uses the primary replica's variables.
-    if kind == "text":
-        expected = model(model.preprocessor(examples), training=False)
-    else:
-        expected = np.concatenate([model(decode_image(example)[None], training=False) for example in examples])
-    expected = np.asarray(expected, dtype="float32")
+    expected = np.asarray(check.keras_probabilities(model, examples), dtype="float32")
     difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
     tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE
     expected_labels = [str(model.labels[index]) for index in np.argmax(expected, axis=-1)]
@@ -355,6 +347,40 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
             f"{difference:.3g} (tolerance {tolerance}), served labels {served['label']}, Keras labels "
             f"{expected_labels}; nothing was published."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReloadCheck:
+    """What the reload check does for one modality."""
+
+    # Whether the fresh interpreter loads TF Text's op libraries (the tokenizer ops).
+    tf_text_ops: bool
+    # A raw example as the bytes sent to the fresh interpreter.
+    to_bytes: Callable
+    # The Keras model's probabilities on raw examples.
+    keras_probabilities: Callable
+
+
+def _text_probabilities(model, examples: list[str]):
+    """The Keras model's probabilities on texts, tokenized by its preprocessor."""
+    return model(model.preprocessor(examples), training=False)
+
+
+def _image_probabilities(model, examples: list[bytes]):
+    """The Keras model's probabilities on encoded images, each decoded at its own size."""
+    return np.concatenate([model(decode_image(example)[None], training=False) for example in examples])
+
+
+# Per modality: what the reload check does.
+_RELOAD_CHECKS = {
+    TEXT: _ReloadCheck(tf_text_ops=True, to_bytes=str.encode, keras_probabilities=_text_probabilities),
+    IMAGE: _ReloadCheck(tf_text_ops=False, to_bytes=bytes, keras_probabilities=_image_probabilities),
+}
+# Per modality: the `tftune predict` argument and the JSON value of its raw input in the serving instructions.
+_SERVING_EXAMPLES = {
+    TEXT: ("'a fine film'", '"a fine film"'),
+    IMAGE: ("image.jpg", '{"b64": "\'"$(base64 -w0 image.jpg)"\'"}'),
+}
 
 
 def publish(staging: str, target: str, overwrite: bool) -> None:

@@ -27,16 +27,18 @@ import tensorflow as tf
 
 from tftune.builders import IMAGE_INPUT
 from tftune.export._layout import LABELS_ASSET
-from tftune.families import resize_image
+from tftune.families import IMAGE, TEXT, Modality, resize_image
 
 SERVING_DEFAULT = "serving_default"
-TOKENS_SIGNATURE = "serve_tokens"
-IMAGES_SIGNATURE = "serve_images"
-TEXT_INPUT = "text"
-IMAGE_BYTES_INPUT = "image_bytes"
-# serving_default's one input, and the tensor signature, per model kind.
-RAW_INPUTS = {"text": TEXT_INPUT, "image": IMAGE_BYTES_INPUT}
-TENSOR_SIGNATURES = {"text": TOKENS_SIGNATURE, "image": IMAGES_SIGNATURE}
+TOKENS_SIGNATURE = TEXT.tensor_signature
+IMAGES_SIGNATURE = IMAGE.tensor_signature
+TEXT_INPUT = TEXT.raw_input
+IMAGE_BYTES_INPUT = IMAGE.raw_input
+# Each modality by its name, the `kind` an export's metadata holds.
+MODALITIES: dict[str, Modality] = {modality.name: modality for modality in (TEXT, IMAGE)}
+# serving_default's one input, and the tensor signature, per kind name (for clients that read the kind from metadata).
+RAW_INPUTS = {name: modality.raw_input for name, modality in MODALITIES.items()}
+TENSOR_SIGNATURES = {name: modality.tensor_signature for name, modality in MODALITIES.items()}
 
 
 class _ServingModule(tf.Module):
@@ -86,7 +88,7 @@ def save_serving_model(model: keras.Model, labels: list[str], top_k: int | None,
         with open(labels_path, "w", encoding="utf-8") as labels_file:
             labels_file.write("".join(f"{label}\n" for label in labels))
         module = _ServingModule(model, labels_path, top_k)
-        signatures = _SIGNATURE_BUILDERS[model.kind](module, model)
+        signatures = _SIGNATURE_BUILDERS[model.modality](module, model)
         tf.saved_model.save(module, export_dir, signatures=signatures)
     return {
         name: {
@@ -121,7 +123,7 @@ def _text_signatures(module: _ServingModule, model) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in names])
     def serve_tokens(*tensors):
-        return module.outputs(dict(zip(names, tensors)))
+        return module.outputs(dict(zip(names, tensors, strict=True)))
 
     return {
         SERVING_DEFAULT: serve_text.get_concrete_function(),
@@ -151,4 +153,4 @@ def _image_signatures(module: _ServingModule, model) -> dict:
     }
 
 
-_SIGNATURE_BUILDERS = {"text": _text_signatures, "image": _image_signatures}
+_SIGNATURE_BUILDERS = {TEXT: _text_signatures, IMAGE: _image_signatures}
