@@ -129,7 +129,7 @@ def benchmark(label, model, base_dir):
     for size in BATCH_SIZES:
         raw, tensors, keras_inputs = _inputs(kind, model, size)
         batches.append({"size": size, "repeats": REPEATS[size], "raw": raw, "tensors": tensors})
-        row[f"keras_{size}"] = _percentiles(lambda: model.predict_on_batch(keras_inputs), REPEATS[size])
+        row[f"keras_{size}"] = _percentiles(lambda inputs=keras_inputs: model.predict_on_batch(inputs), REPEATS[size])
     tensor_signature = export.TENSOR_SIGNATURES[kind]
     process = subprocess.run(
         [sys.executable, "-c", _SERVE_TIMING],
@@ -280,7 +280,7 @@ def format_cell(request):
         batch = {key: np.ascontiguousarray(value[:size]) for key, value in named.items()}
         # _percentiles makes one untimed call first (which also resizes a LiteRT runner to the batch).
         repeats = request["repeats"] if size == 1 else max(2, request["repeats"] // 4)
-        row[f"latency_{size}"] = _percentiles(lambda: run(batch), repeats)
+        row[f"latency_{size}"] = _percentiles(lambda batch=batch: run(batch), repeats)
     row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return row
 

@@ -204,7 +204,8 @@ def served(exports, text_model, texts):
         "mixed": (exports["mixed"], "serving_default", {"image_bytes": ("b64", encoded)}),
     }
     answer = serve_in_tensorflow_only(jobs.values())
-    return {key: answer[key] for key in ("unregistered", "importable")} | dict(zip(jobs, answer["results"]))
+    served = dict(zip(jobs, answer["results"], strict=True))
+    return {key: answer[key] for key in ("unregistered", "importable")} | served
 
 
 def serve_in_tensorflow_only(jobs) -> dict:

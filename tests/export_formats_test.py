@@ -175,7 +175,7 @@ def test_mixed_bfloat16_model_exports_a_float32_copy(small_resnet_preset, images
     copy = formats.float32_copy(model)
     assert copy is not model and copy.dtype_policy.name == "float32"
     assert {layer.dtype_policy.name for layer in copy.backbone.layers} == {"float32"}
-    for trained, copied in zip(model.get_weights(), copy.get_weights()):
+    for trained, copied in zip(model.get_weights(), copy.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, copied)
     # Without the copy, onnxruntime rejects the file (bfloat16 and float16 inputs to one Add).
     result = export.export_model(model, tmp_path, name="pets", format="onnx")

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from export_fixtures import IMAGE_LABELS, TEXT_LABELS, image_bytes, keras_image_probabilities, keras_text_probabilities
 
-import tftune
-
 pytest_plugins = ["export_fixtures"]
 # With pytest-xdist (`make test`), every test of the session-scoped exports runs on one worker: exported once.
 pytestmark = pytest.mark.xdist_group("exports")
@@ -99,7 +97,10 @@ def test_saved_model_cli_lists_the_documented_signatures(exports):
     }
     assert text == {
         "serving_default": ({"text": ("DT_STRING", "(-1)")}, outputs),
-        "serve_tokens": ({key: ("DT_INT32", "(-1, -1)") for key in ("token_ids", "segment_ids", "padding_mask")}, outputs),
+        "serve_tokens": (
+            {key: ("DT_INT32", "(-1, -1)") for key in ("token_ids", "segment_ids", "padding_mask")},
+            outputs,
+        ),
     }
     image = _saved_model_cli_signatures(exports["image"].path)
     outputs = {key: outputs[key] for key in ("class_id", "label")} | {"probabilities": ("DT_FLOAT", "(-1, 3)")}

@@ -30,6 +30,7 @@ def test_every_public_name_exists_once_and_workarounds_are_not_top_level():
         name for name, value in vars(tftune).items()
         if not name.startswith("_") and not inspect.ismodule(value) and name not in ("API", "ensure_tensorflow_backend")
     }
-    assert imported == set(tftune.__all__) - {"families"}, "a name imported into tftune but not in tftune.API (or the reverse)"
+    message = "a name imported into tftune but not in tftune.API (or the reverse)"
+    assert imported == set(tftune.__all__) - {"families"}, message
     for workaround in ("AllReplicasLossScaleOptimizer", "use_all_replicas_loss_scaling", "route_group_optimizers"):
         assert workaround not in tftune.__all__ and not hasattr(tftune, workaround)
