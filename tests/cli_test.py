@@ -40,6 +40,17 @@ def test_info_prints_versions_devices_and_backbones(capsys):
     assert "keras       3.15" in printed and "backend: tensorflow" in printed
     assert "/device:CPU:0" in printed
     assert "resnet50v2" in printed and "bert_base_en_uncased" in printed
+    for family in tftune.families.FAMILIES:  # every family, its forms, LoRA targets and limits
+        assert f"  {family.title} ({family.name}, {family.modality.name})" in printed
+        assert all(f"limit: {limit}" in printed for limit in family.limits)
+    assert "LoRA targets: none (LoRA refused)" in printed and "TF Serving >= 2.21" in printed
+
+
+def test_info_on_a_spec_prints_its_family_and_layer_groups(tiny_bert_preset, capsys):
+    assert cli.main(["info", tiny_bert_preset]) == 0
+    printed = capsys.readouterr().out
+    assert "  BERT (bert, text)" in printed and "ResNet" not in printed
+    assert "  encoder_0 " in printed and "  pooler " in printed
 
 
 def test_unknown_subcommand_is_rejected(capsys):

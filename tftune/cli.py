@@ -298,10 +298,34 @@ def _info(arguments: argparse.Namespace) -> int:
     print("devices:")
     for device in tf.config.list_logical_devices():
         print(f"  {device.device_type:4s} {device.name}")
-    print("known backbones (or pass a local keras-hub preset, Hugging Face or timm directory):")
-    for source, names in tftune.known_backbones().items():
-        print(f"  {source}: {', '.join(names)}")
+    if arguments.backbone is None:
+        print("backbone families (`tftune info SPEC` shows one backbone's family and layer groups):")
+        for family in tftune.families.FAMILIES:
+            _print_family(family.describe(), family.presets())
+        return 0
+    family = tftune.families.get_family(arguments.backbone)
+    _print_family(family.describe(), family.presets())
+    local = tftune.families.read_local_directory(arguments.backbone) if os.path.isdir(arguments.backbone) else None
+    backbone = family.load_backbone(arguments.backbone, local, pretrained=False)
+    print(f"layer groups of {arguments.backbone} (from the input up; the classifier adds 'head'):")
+    for group in family.layer_groups(backbone):
+        print(f"  {group.name:<20} {group.count_params():>12,} parameters")
     return 0
+
+
+def _print_family(description: dict, presets: list[str]) -> None:
+    print(f"  {description['title']} ({description['family']}, {description['modality']})")
+    for form in description["spec_forms"]:
+        print(f"    spec: {form}")
+    if presets:
+        print(f"    presets: {', '.join(presets)}")
+    if "tokenizer" in description:
+        ops = ", ".join(description["tf_text_ops"])
+        serving = description["min_tf_serving"]
+        print(f"    tokenizer: {description['tokenizer']} (TF Text ops {ops}; TF Serving >= {serving})")
+    print(f"    LoRA targets: {', '.join(description['lora_targets'] or []) or 'none (LoRA refused)'}")
+    for limit in description["limits"]:
+        print(f"    limit: {limit}")
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -406,7 +430,10 @@ def _predict(arguments: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tftune", description=__doc__.splitlines()[0])
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    info = subcommands.add_parser("info", help="versions, visible devices and known backbones")
+    info = subcommands.add_parser(
+        "info", help="versions, devices and every backbone family; with SPEC, that backbone's family and layer groups"
+    )
+    info.add_argument("backbone", nargs="?", metavar="SPEC", help="a backbone spec (preset name or local folder)")
     info.set_defaults(run=_info)
 
     train = subcommands.add_parser(

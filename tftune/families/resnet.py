@@ -60,6 +60,11 @@ class ResNetFamily(ImageFamily):
     def owns(self, backbone: keras.Model) -> bool:
         return super().owns(backbone) or backbone.name in APPLICATIONS
 
+    def load_backbone(self, spec: str, local: LocalDirectory | None, pretrained: bool) -> keras.Model:
+        if local is None and spec.lower() in APPLICATIONS:
+            return _load_applications(spec.lower(), pretrained)
+        return super().load_backbone(spec, local, pretrained)
+
     def layer_groups(self, backbone: keras.Model):
         rules = _KERAS_HUB_RULES if super().owns(backbone) else _APPLICATIONS_RULES
         groups = groups_from_rules(backbone.layers, rules, backbone.name)
@@ -69,7 +74,7 @@ class ResNetFamily(ImageFamily):
         if local is not None or spec.lower() not in APPLICATIONS:
             return super().resolve(spec, local, pretrained, **options)
         name = spec.lower()
-        backbone = _load_applications(name, pretrained)
+        backbone = self.load_backbone(name, local, pretrained)
         if APPLICATIONS[name][1] == "caffe":
             normalization = {"scale": 1.0, "offset": [-mean for mean in _CAFFE_MEAN_BGR], "reverse_channels": True}
         else:
