@@ -72,7 +72,7 @@ def enable_lora(model: keras.Model, rank: int, alpha: float | None = None) -> li
 
     ```python
     model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
-    tftune.enable_lora(model, rank=8)[:2]  # ['.../transformer_layer_0/self_attention_layer/query', ...]
+    tftune.enable_lora(model, rank=8)[:2]  # ['transformer_layer_0/self_attention_layer/value', ...]
     ```
     """
     raise_errors(*lora_errors(rank, alpha))
@@ -170,6 +170,9 @@ def load_adapters(model: keras.Model, path: str | os.PathLike) -> None:
     Example:
 
     ```python
+    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    tftune.enable_lora(model, rank=4)
+    tftune.save_adapters(model, "adapters.weights.h5")
     fresh = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
     tftune.load_adapters(fresh, "adapters.weights.h5")
     ```
