@@ -249,9 +249,12 @@ def write_report(
         "unfreezing_stages": unfreezing_stages,
         "wall_time_seconds": wall_time,
         "examples_per_second": examples_per_second,
+        # A Keras model's dtype policy and why; a served SavedModel (`tftune evaluate` on an export) has none.
         "precision": distribute.describe_precision(
-            model.dtype_policy.name, (config or {}).get("precision"), getattr(model, "kind", None)
-        ),
+            model.dtype_policy.name, (config or {}).get("precision"), model.modality
+        )
+        if isinstance(model, keras.Model)
+        else "a served SavedModel (float32 probabilities)",
         "config": dict(config or {}),
     }
     paths = {

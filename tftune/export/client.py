@@ -108,8 +108,8 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     ```
     """
     saved_model_dir = version_dir(os.fspath(path))
+    metadata = read_metadata(saved_model_dir)  # first: a SavedModel that tftune did not export is not "incomplete"
     check_saved_model_files(saved_model_dir)
-    metadata = read_metadata(saved_model_dir)
     with open(os.path.join(saved_model_dir, "assets", LABELS_ASSET), encoding="utf-8") as labels_file:
         labels = labels_file.read().splitlines()
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops text SavedModels use)
