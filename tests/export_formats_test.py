@@ -159,7 +159,8 @@ class _CumulativeProduct(keras.layers.Layer):
 
 def test_op_without_builtin_kernel_refuses_litert(tmp_path):
     inputs = keras.Input((None, None, 3))
-    backbone = keras.Model(inputs, _CumulativeProduct()(keras.layers.Conv2D(4, 3)(inputs)))
+    # Named like a keras.applications ResNet so the ResNet family owns it (its pooling and head are all the test needs).
+    backbone = keras.Model(inputs, _CumulativeProduct()(keras.layers.Conv2D(4, 3)(inputs)), name="resnet50")
     model = tftune.ImageClassifier(backbone, 3, image_size=(32, 32), labels=IMAGE_LABELS)
     with pytest.raises(ValueError, match=r"LiteRT has no builtin kernel for op\(s\) \['Cumprod'\].*Flex"):
         export.export_model(model, tmp_path, name="cumprod", format="litert")
@@ -219,7 +220,7 @@ def test_missing_runtime_names_the_extra(image_model, tmp_path):
     assert process.stdout.split() == ["2", "2"], process.stderr[-2000:]
     errors = [line for line in process.stderr.splitlines() if line.startswith("tftune export: error:")]
     assert errors == [
-        f"tftune export: error: format='{format}' needs '{module}' to convert and verify the export, and it is "
+        f"tftune export: error: --format '{format}' needs '{module}' to convert and verify the export, and it is "
         f"not installed: pip install 'tftune[{format}]'. Nothing was published."
         for format, module in (("litert", "ai_edge_litert"), ("onnx", "onnxruntime"))
     ]

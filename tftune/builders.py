@@ -64,8 +64,8 @@ class _Classifier(keras.Model):
         # The functional graph is built in __init__ (keras-hub's Task does the same).
         self.built = True
 
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
+    def compile_from_config(self, config):
+        super().compile_from_config(config)
         # `load_model` compiles a rebuilt model, whose auto-named layers may have other variable paths.
         route_group_optimizers(self)
 

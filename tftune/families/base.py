@@ -256,7 +256,7 @@ def load_preset(backbone_class: type, spec: str, load_weights: bool) -> keras.Mo
         return backbone_class.from_preset(spec, load_weights=load_weights)
     except safetensors.SafetensorError as error:
         raise ValueError(
-            f"The weights file in {spec!r} exists but cannot be read ({error}): the download or copy was probably "
+            f"model.safetensors in {spec!r} exists but cannot be read ({error}): the download or copy was probably "
             f"cut short. Re-download the checkpoint, or pass another backbone."
         ) from None
     except (OSError, ConnectionError) as error:

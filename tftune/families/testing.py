@@ -41,6 +41,7 @@ from tftune.families.base import Family
 from tftune.families.registry import get_family
 from tftune.families.text import TEXT
 from tftune.lora import enable_lora, lora_layers
+from tftune.recipe import save_model
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 NUM_CLASSES = 3
@@ -178,7 +179,7 @@ def _check_two_replica_fit(case: FamilyCase, preset: str) -> None:
 def _check_keras_round_trip(case: FamilyCase, model: keras.Model, path: str) -> None:
     inputs = case.model_inputs(model)
     expected = model(inputs, training=False)
-    model.save(path)
+    save_model(model, path)  # the library's saving path (weights and labels, no optimizer state)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded(inputs, training=False), expected, atol=1e-6)
     assert [group.name for group in loaded.layer_groups] == [group.name for group in model.layer_groups]
