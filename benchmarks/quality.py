@@ -68,7 +68,8 @@ from tftune.recipe import RecipeConfig
 
 ULMFIT_LAYER_DECAY = 1 / 2.6
 ROWS = {
-    # name: (label, pretrained backbone?, recipe schedule ("auto": the recipe's default for the row's weights), layer decay,
+    # name: (label, pretrained backbone?, recipe schedule ("auto": the recipe's default for the row's weights),
+    #        layer decay,
     #        LoRA rank (None: whole groups train))
     "head_only": ("head only", True, "head_only", None, None),
     "full": ("full fine-tuning", True, "all", None, None),
@@ -245,7 +246,8 @@ def markdown_table(results: dict[str, list[dict]]) -> str:
     ]
     for row, runs in results.items():
         lines.append(
-            f"| {ROWS[row][0]} | {len(runs)} | {_mean_std([r['accuracy'] for r in runs])} | {_mean_std([r['macro_f1'] for r in runs])} "
+            f"| {ROWS[row][0]} | {len(runs)} | {_mean_std([r['accuracy'] for r in runs])} "
+            f"| {_mean_std([r['macro_f1'] for r in runs])} "
             f"| {_mean_std([r['first_epoch_accuracy'] for r in runs])} "
             f"| {statistics.mean(r['wall_time'] for r in runs):.0f} s "
             f"| {_trainable(runs)} |"
@@ -276,9 +278,16 @@ def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool, 
                 measured += f"; per seed {_paired_differences(results[rows[0]], results[rows[1]])}"
             checks.append((f"{task}: {text}", passed(), measured))
 
-    check("gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005)
-    check("gradual >= head only + 3 pt", ("gradual", "head_only"), lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03)
-    check("LoRA r=8 >= full fine-tuning - 1.5 pt", ("lora_8", "full"), lambda: accuracy["lora_8"] >= accuracy["full"] - 0.015)
+    check(
+        "gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005
+    )
+    check(
+        "gradual >= head only + 3 pt", ("gradual", "head_only"),
+        lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03,
+    )
+    check(
+        "LoRA r=8 >= full fine-tuning - 1.5 pt", ("lora_8", "full"), lambda: accuracy["lora_8"] >= accuracy["full"] - 0.015
+    )
     if "lora_8" in results:
         fraction = max(run["trainable_fraction"] for run in results["lora_8"])
         checks.append((f"{task}: LoRA r=8 trains <= 3% of the parameters", fraction <= 0.03, f"{100 * fraction:.2f}%"))
@@ -346,7 +355,8 @@ def _setup(task: Task, args: argparse.Namespace) -> str:
     config = task.config
     return (
         f"{args.train_examples} train / {task.held_out} held-out examples; {config.epochs} epochs, batch "
-        f"{config.batch_size}, backbone rate {config.resolved_learning_rate():g}, head rate {config.head_learning_rate:g} "
+        f"{config.batch_size}, backbone rate {config.resolved_learning_rate():g}, "
+        f"head rate {config.head_learning_rate:g} "
         f"(head-only stage), warm-up {config.warmup_steps} steps per stage"
         + (f", sequence length {config.sequence_length}, pooling {config.pooling or 'from the checkpoint'}"
            if config.task == "text" else f", {config.image_size[0]}x{config.image_size[1]} px, BatchNorm frozen")
