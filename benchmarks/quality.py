@@ -279,14 +279,16 @@ def targets(task: str, results: dict[str, list[dict]]) -> list[tuple[str, bool, 
             checks.append((f"{task}: {text}", passed(), measured))
 
     check(
-        "gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"), lambda: accuracy["gradual"] >= accuracy["full"] - 0.005
+        "gradual >= full fine-tuning - 0.5 pt", ("gradual", "full"),
+        lambda: accuracy["gradual"] >= accuracy["full"] - 0.005,
     )
     check(
         "gradual >= head only + 3 pt", ("gradual", "head_only"),
         lambda: accuracy["gradual"] >= accuracy["head_only"] + 0.03,
     )
     check(
-        "LoRA r=8 >= full fine-tuning - 1.5 pt", ("lora_8", "full"), lambda: accuracy["lora_8"] >= accuracy["full"] - 0.015
+        "LoRA r=8 >= full fine-tuning - 1.5 pt", ("lora_8", "full"),
+        lambda: accuracy["lora_8"] >= accuracy["full"] - 0.015,
     )
     if "lora_8" in results:
         fraction = max(run["trainable_fraction"] for run in results["lora_8"])
