@@ -74,15 +74,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune._validation import choice_error, model_name_error, raise_errors
+from tftune._validation import choice_error, raise_errors
 from tftune.builders import IMAGE_INPUT
 from tftune.export._layout import FORMAT_METADATA, LABELS_ASSET, MODEL_FILES, VOCABULARY_ASSET, format_model_dir
 from tftune.export.assets import resolved_warmup_examples
-from tftune.export.model_file import classifier_error
 from tftune.export.publishing import (
     ExportResult,
     export_saved_model,
-    labels_error,
+    export_target,
     no_space_message,
     no_space_reason,
     publish,
@@ -218,13 +217,9 @@ def export_model(
         raise_errors(_saved_model_options_error(quantize, validation_data, force, tolerance))
         return export_saved_model(model, base_dir, name, version, overwrite=overwrite, **saved_model_options)
     started = time.perf_counter()
-    problem = classifier_error(model)
-    if problem:
-        raise ValueError(f"Cannot export: {problem}")
-    name = model.name if name is None else name
+    name, target_errors = export_target(model, name)
     raise_errors(
-        labels_error(model),
-        model_name_error("name", name),
+        *target_errors,
         _format_options_error(format, saved_model_options),
         _accuracy_tolerance_error(accuracy_tolerance),
         _quantize_data_error(quantize, validation_data, force),

@@ -134,13 +134,9 @@ def export_saved_model(
     ```
     """
     started = time.perf_counter()
-    problem = classifier_error(model)
-    if problem:
-        raise ValueError(f"Cannot export: {problem}")
-    name = model.name if name is None else name
+    name, target_errors = export_target(model, name)
     raise_errors(
-        labels_error(model),
-        model_name_error("name", name),
+        *target_errors,
         None if version is None else integer_error("version", version, minimum=1),
         None if top_k is None else integer_error("top_k", top_k, minimum=1, maximum=model.num_classes),
         warmup_examples_error(model.modality, warmup_examples),
@@ -239,6 +235,18 @@ def labels_error(model) -> str | None:
     if bad:
         return f"Labels {bad} contain line breaks; the label asset holds one label per line: rename those classes."
     return None
+
+
+def export_target(model, name: str | None) -> tuple[str, list[str | None]]:
+    """The served name (default: the model's) and the problems with the model and the name, for `raise_errors`.
+
+    Every export format checks these; a model that is no tftune classifier is refused at once.
+    """
+    problem = classifier_error(model)
+    if problem:
+        raise ValueError(f"Cannot export: {problem}")
+    name = model.name if name is None else name
+    return name, [labels_error(model), model_name_error("name", name)]
 
 
 def writable_dir(base_dir) -> str:
