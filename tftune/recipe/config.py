@@ -58,7 +58,7 @@ def offline_text_backbone() -> str:
     Example:
 
     ```python
-    tftune.recipe.offline_text_backbone() == bert_dir  # True
+    tftune.families.get_family(tftune.recipe.offline_text_backbone()).name  # 'bert'
     ```
     """
     try:
@@ -228,7 +228,7 @@ class RecipeConfig:
         Example:
 
         ```python
-        tftune.RecipeConfig.for_task("text").resolved_backbone() == bert_dir  # True
+        tftune.RecipeConfig.for_task("text").resolved_backbone() == tftune.recipe.offline_text_backbone()  # True
         ```
         """
         return self.backbone or OFFLINE_BACKBONES[self.modality]()
