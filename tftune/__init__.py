@@ -10,15 +10,8 @@ from tftune._backend import ensure_tensorflow_backend
 ensure_tensorflow_backend()
 
 from tftune import families  # noqa: E402
-from tftune.builders import (  # noqa: E402
-    ImageClassifier,
-    ModelSpec,
-    ReverseChannels,
-    TextClassifier,
-    build_classifier,
-    build_image_classifier,
-    build_text_classifier,
-)
+from tftune.builders import ModelSpec, build_classifier, build_image_classifier, build_text_classifier  # noqa: E402
+from tftune.classifiers import ImageClassifier, ReverseChannels, TextClassifier  # noqa: E402
 from tftune.data import (  # noqa: E402
     DatasetUnavailableError,
     DataSplits,

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune.builders import IMAGE_INPUT
+from tftune.classifiers import IMAGE_INPUT
 from tftune.export._layout import VOCABULARY_ASSET
 from tftune.export.assets import resolved_warmup_examples
 from tftune.families import IMAGE, TEXT
