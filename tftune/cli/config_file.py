@@ -39,7 +39,7 @@ _ConfigLoader.add_implicit_resolver(
 
 
 def read_config_file(path: str) -> dict:
-    """The options of a `.yaml` / `.yml` / `.json` config file, keys with `_` for `-`; errors name the line.
+    r"""The options of a `.yaml` / `.yml` / `.json` config file, keys with `_` for `-`; errors name the line.
 
     Example:
 
