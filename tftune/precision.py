@@ -88,7 +88,8 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy, modality:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}.")
     policy = precision
     if precision == "auto":
-        from tftune.distribute import device_kind  # distribute imports this module (its names train.py calls)
+        # Imported here: tftune.distribute imports this module (it re-exports three names for train.py / recipe).
+        from tftune.distribute import device_kind
 
         device = device_kind(strategy)
         bfloat16_cpu = device == "CPU" and modality in BFLOAT16_CPU_MODALITIES and cpu_bfloat16_flags(read_cpuinfo())
