@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from quality import precision_targets  # noqa: E402
 
 import tftune  # noqa: E402
-from tftune import distribute  # noqa: E402
+from tftune.precision import cpu_bfloat16_flags, precision_policy, precision_scope, read_cpuinfo  # noqa: E402
 from tftune.recipe import RecipeConfig, offline_text_backbone  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -50,7 +50,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 def build(recipe: str, policy: str, weights: list | None) -> tuple[keras.Model, object, np.ndarray]:
     """The recipe's classifier under `policy` (with `weights` when given), compiled for full fine-tuning, one batch."""
-    with distribute.precision_scope(policy):
+    with precision_scope(policy):
         if recipe == "text":
             model = tftune.build_text_classifier(offline_text_backbone(), 2, sequence_length=128)
         else:
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--quality-results", help="JSONL of benchmarks/quality.py --precision float32 mixed_bfloat16")
     args = parser.parse_args()
 
-    flags = distribute.cpu_bfloat16_flags(distribute.read_cpuinfo())
+    flags = cpu_bfloat16_flags(read_cpuinfo())
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, bfloat16 flags: "
           f"{', '.join(flags) or 'none'}; load average before: {_load()}", flush=True)
     results = {}
@@ -172,7 +172,7 @@ def main() -> None:
     for recipe in results:
         supported = "mixed_bfloat16" if flags and all(passed for _, passed, _ in recipe_checks[recipe]) else "float32"
         print(f"{recipe}: these numbers support --precision auto = {supported} on this CPU; "
-              f"tftune picks {distribute.precision_policy('auto', strategy, tftune.recipe.MODALITIES[recipe])}")
+              f"tftune picks {precision_policy('auto', strategy, tftune.recipe.MODALITIES[recipe])}")
 
 
 if __name__ == "__main__":

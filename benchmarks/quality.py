@@ -317,7 +317,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--precision", nargs="+", choices=tftune.distribute.PRECISIONS[1:], default=["float32"],
+    parser.add_argument("--precision", nargs="+", choices=tftune.precision.PRECISIONS[1:], default=["float32"],
                         help="train every run under each of these Keras dtype policies")
     parser.add_argument("--train-examples", type=int, default=800, help="training examples per seed (seeded subset)")
     parser.add_argument("--epochs", type=int, default=3, help="the same for every row (the recipes' default)")

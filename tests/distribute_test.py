@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tftune
-from tftune import distribute
+from tftune import distribute, precision
 
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
 
@@ -106,18 +106,18 @@ def test_batch_size_is_per_replica_unless_told_otherwise(mirrored):
 def test_precision_policy_per_device_kind(mirrored):
     gpu = tf.distribute.OneDeviceStrategy("/gpu:0")  # only inspected, never run
     assert distribute.device_kind(mirrored) == "CPU" and distribute.device_kind(gpu) == "GPU"
-    assert distribute.precision_policy("auto", mirrored) == "float32"
-    assert distribute.precision_policy("auto", tf.distribute.get_strategy()) == "float32"
-    assert distribute.precision_policy("auto", gpu) == "mixed_float16"
-    assert distribute.precision_policy("mixed_bfloat16", mirrored) == "mixed_bfloat16"
+    assert precision.precision_policy("auto", mirrored) == "float32"
+    assert precision.precision_policy("auto", tf.distribute.get_strategy()) == "float32"
+    assert precision.precision_policy("auto", gpu) == "mixed_float16"
+    assert precision.precision_policy("mixed_bfloat16", mirrored) == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision must be one of"):
-        distribute.precision_policy("float16", mirrored)
+        precision.precision_policy("float16", mirrored)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.slow
 def test_mixed_precision_keeps_head_and_loss_float32_and_trains(small_resnet_preset, mirrored, policy):
-    with mirrored.scope(), distribute.precision_scope(policy):
+    with mirrored.scope(), precision.precision_scope(policy):
         model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
         distribute.use_all_replicas_loss_scaling(model)
@@ -153,7 +153,7 @@ def _replica_one_overflows_only_keras_own_loss_scaler_applies_it(preset, mirrore
     non_finite, steps = {}, {}
     for all_replicas in (True, False):
         keras.utils.set_random_seed(1)
-        with mirrored.scope(), distribute.precision_scope("mixed_float16"):
+        with mirrored.scope(), precision.precision_scope("mixed_float16"):
             model = tftune.build_image_classifier(preset, 2, image_size=(32, 32), weights=None)
             model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
             if all_replicas:

@@ -232,7 +232,7 @@ def test_examples_are_collected():
     assert {
         "tftune.recipe.run.sweep_learning_rate",
         "tftune.recipe.data.load_splits",
-        "tftune.cli.parse_recipe_args",
+        "tftune.cli.arguments.parse_recipe_args",
     } <= names
     sources = [example.values[1] for example in EXAMPLES]
     stated = sum(expected is not None for source in sources for _, expected in _checked_statements(source))

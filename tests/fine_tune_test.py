@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tftune
-from tftune import builders
+from tftune import builders, classifiers
 
 _TEXTS = ["a fine warm film", "a dull cold film"] * 6
 
@@ -20,7 +20,7 @@ def test_fine_tune_on_strings_with_string_labels_classifies_by_name(tiny_bert_pr
     assert names == [model.labels[index] for index in probabilities.argmax(axis=-1)]
     assert model.classify("a fine warm film") == names[0]
     # With the head forced to one class, classify names that class (whatever its index).
-    head = model.get_layer(builders.HEAD_LAYER)
+    head = model.get_layer(classifiers.HEAD_LAYER)
     kernel, _ = head.get_weights()
     for bias, label in (([0.0, 50.0], "rotten"), ([50.0, 0.0], "fresh")):
         head.set_weights([np.zeros_like(kernel), np.array(bias, "float32")])

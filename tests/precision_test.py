@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tftune
-from tftune import distribute
+from tftune import distribute, precision
 from tftune.families import IMAGE, TEXT
 
 AMX_CPUINFO = """processor\t: 0
@@ -23,26 +23,26 @@ vmx flags\t: vnmi preemption_timer
 
 
 def test_bfloat16_flags_come_from_every_processors_flags_line():
-    assert distribute.cpu_bfloat16_flags(AMX_CPUINFO) == ("amx_bf16", "avx512_bf16")
+    assert precision.cpu_bfloat16_flags(AMX_CPUINFO) == ("amx_bf16", "avx512_bf16")
     # A flag only one processor reports does not count: the threads of one model run on every core.
     one_without_amx = AMX_CPUINFO.replace("amx_bf16 amx_tile", "amx_tile", 1)
-    assert distribute.cpu_bfloat16_flags(one_without_amx) == ("avx512_bf16",)
+    assert precision.cpu_bfloat16_flags(one_without_amx) == ("avx512_bf16",)
     # Only the "flags" line counts, not "vmx flags"; a flag's name must match whole.
     no_bfloat16 = "flags\t\t: fpu avx512f avx512_bf16x\nvmx flags\t: amx_bf16 avx512_bf16\n"
-    assert distribute.cpu_bfloat16_flags(no_bfloat16) == ()
-    assert distribute.cpu_bfloat16_flags("") == ()  # no /proc/cpuinfo: not Linux
+    assert precision.cpu_bfloat16_flags(no_bfloat16) == ()
+    assert precision.cpu_bfloat16_flags("") == ()  # no /proc/cpuinfo: not Linux
 
 
 def test_auto_precision_is_bfloat16_for_text_models_on_a_bfloat16_cpu_and_logs_why(caplog):
-    flags = distribute.cpu_bfloat16_flags(distribute.read_cpuinfo())
+    flags = precision.cpu_bfloat16_flags(precision.read_cpuinfo())
     cpu = distribute.get_strategy("cpu")
-    with caplog.at_level(logging.INFO, logger="tftune.distribute"):
-        policies = {modality: distribute.precision_policy("auto", cpu, modality) for modality in (TEXT, IMAGE, None)}
+    with caplog.at_level(logging.INFO, logger="tftune.precision"):
+        policies = {modality: precision.precision_policy("auto", cpu, modality) for modality in (TEXT, IMAGE, None)}
     # On the AMX machine the benchmarks ran on, flags == ("amx_bf16", "avx512_bf16"): text is mixed_bfloat16.
     assert policies == {TEXT: "mixed_bfloat16" if flags else "float32", IMAGE: "float32", None: "float32"}
     logged = [record.getMessage() for record in caplog.records if record.getMessage().startswith("tftune precision")]
     assert logged == [
-        f"tftune precision: {distribute.describe_precision(policies[modality], 'auto', modality)}"
+        f"tftune precision: {precision.describe_precision(policies[modality], 'auto', modality)}"
         for modality in (TEXT, IMAGE, None)
     ]
     if flags:
@@ -51,7 +51,7 @@ def test_auto_precision_is_bfloat16_for_text_models_on_a_bfloat16_cpu_and_logs_w
         assert "an image model (ResNet50V2 measured no faster in bfloat16)" in logged[1]
     else:
         assert "(auto: a CPU without AMX-BF16 / AVX512-BF16" in logged[0]
-    assert distribute.describe_precision("mixed_bfloat16", "mixed_bfloat16") == (
+    assert precision.describe_precision("mixed_bfloat16", "mixed_bfloat16") == (
         "mixed_bfloat16 (precision='mixed_bfloat16')"
     )
 

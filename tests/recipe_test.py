@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tftune
-from tftune import builders, recipe, unfreeze
+from tftune import classifiers, recipe, unfreeze
 from tftune.recipe import RecipeConfig, check_steps, next_commands, run_recipe, unfreezing_schedule
 
 
@@ -240,7 +240,7 @@ def test_lora_recipe_writes_the_adapters_and_records_rank_alpha_and_rate(tiny_be
     assert (recorded["lora_rank"], recorded["lora_alpha"], recorded["learning_rate"]) == (2, 4, 2e-3)
     # The adapters file (and the head) turn a fresh model on the same pretrained backbone into the trained one.
     fresh = recipe.model_spec(config, result.model.labels).build()
-    head = builders.HEAD_LAYER
+    head = classifiers.HEAD_LAYER
     fresh.get_layer(head).set_weights(result.model.get_layer(head).get_weights())
     tftune.load_adapters(fresh, str(adapters))
     # model.keras holds the adapters merged into the kernels: the same function.

@@ -10,15 +10,8 @@ from tftune._backend import ensure_tensorflow_backend
 ensure_tensorflow_backend()
 
 from tftune import families  # noqa: E402
-from tftune.builders import (  # noqa: E402
-    ImageClassifier,
-    ModelSpec,
-    ReverseChannels,
-    TextClassifier,
-    build_classifier,
-    build_image_classifier,
-    build_text_classifier,
-)
+from tftune.builders import ModelSpec, build_classifier, build_image_classifier, build_text_classifier  # noqa: E402
+from tftune.classifiers import ImageClassifier, ReverseChannels, TextClassifier  # noqa: E402
 from tftune.data import (  # noqa: E402
     DatasetUnavailableError,
     DataSplits,
@@ -38,8 +31,6 @@ from tftune.distribute import (  # noqa: E402
     distribute_dataset,
     get_strategy,
     global_batch_size,
-    precision_policy,
-    precision_scope,
     synchronize_batch_normalization,
 )
 from tftune.export import (  # noqa: E402
@@ -69,6 +60,7 @@ from tftune.families import (  # noqa: E402
 from tftune.logs import show_logs  # noqa: E402
 from tftune.lora import LoraCheckpoint, enable_lora, load_adapters, save_adapters  # noqa: E402
 from tftune.lr_finder import LearningRateSweep, find_learning_rate  # noqa: E402
+from tftune.precision import precision_policy, precision_scope  # noqa: E402
 from tftune.recipe import (  # noqa: E402
     RecipeConfig,
     RecipeResult,

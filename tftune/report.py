@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftune import _plotting, distribute
+from tftune import _plotting
+from tftune.precision import describe_precision
 
 _logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def write_report(
     serializable); `wall_time` (seconds) and `examples_per_second` describe
     training. The model's precision (dtype policy) is given with why it was
     chosen (`config["precision"]`, what was asked for: see
-    `tftune.distribute.describe_precision`). Non-finite numbers are written as `null`.
+    `tftune.precision.describe_precision`). Non-finite numbers are written as `null`.
 
     Example:
 
@@ -250,7 +251,7 @@ def write_report(
         "wall_time_seconds": wall_time,
         "examples_per_second": examples_per_second,
         # A Keras model's dtype policy and why; a served SavedModel (`tftune evaluate` on an export) has none.
-        "precision": distribute.describe_precision(
+        "precision": describe_precision(
             model.dtype_policy.name, (config or {}).get("precision"), model.modality
         )
         if isinstance(model, keras.Model)

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftune._keras_private import is_registered_op
-from tftune.builders import IMAGE_INPUT
+from tftune.classifiers import IMAGE_INPUT
 from tftune.export._layout import METADATA_FILE, MODELS_CONFIG, SAVED_MODEL_PROTO, WARMUP_FILE, versions
 from tftune.export.signatures import SERVING_DEFAULT, decode_image
 from tftune.families import IMAGE, TEXT, Modality

@@ -58,26 +58,19 @@ labels = [metadata["labels"][index] for index in probabilities.argmax(axis=-1)]
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.metadata
 import json
 import logging
 import os
-import re
 import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tftune._validation import choice_error, raise_errors
-from tftune.builders import IMAGE_INPUT
-from tftune.export._layout import FORMAT_METADATA, LABELS_ASSET, MODEL_FILES, VOCABULARY_ASSET, format_model_dir
-from tftune.export.assets import resolved_warmup_examples
+from tftune.export._layout import FORMAT_METADATA, LABELS_ASSET, MODEL_FILES, format_model_dir
 from tftune.export.publishing import (
     ExportResult,
     export_saved_model,
@@ -88,8 +81,8 @@ from tftune.export.publishing import (
     resolve_version,
     writable_dir,
 )
-from tftune.families import IMAGE, TEXT
-from tftune.report import classification_metrics
+from tftune.export.runtimes import CONVERTERS, QUANTIZATION_METHODS, load_runtime, runtime_versions
+from tftune.export.verification import MODALITIES, accuracy_evaluation, parity_check
 
 _logger = logging.getLogger(__name__)
 
@@ -100,20 +93,6 @@ DEFAULT_ACCURACY_TOLERANCE = 0.01
 # here: float32 <= 1.2e-7, float16 <= 4.2e-5. int8 is judged by accuracy instead
 # (dynamic-range int8 differs by up to ~1.5e-3 on BERT, more on a trained head).
 PARITY_TOLERANCES = {"float32": 1e-4, "float16": 1e-3, "int8": None}
-# The modules (and their pip distributions) each format converts and runs with;
-# the tftune extra of the same name as the format installs them.
-_RUNTIMES = {
-    "litert": {"ai_edge_litert": "ai-edge-litert"},
-    "onnx": {"onnxruntime": "onnxruntime", "tf2onnx": "tf2onnx"},
-}
-_QUANTIZATION_METHODS = {
-    ("litert", "float16"): "TFLiteConverter float16 weights (Optimize.DEFAULT, supported_types=[float16])",
-    ("litert", "int8"): "TFLiteConverter dynamic-range int8 (Optimize.DEFAULT)",
-    ("onnx", "float16"): "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)",
-    ("onnx", "int8"): "onnxruntime.quantization.quantize_dynamic(weight_type=QInt8)",
-}
-_PARITY_BATCH = 32
-_UNSUPPORTED_OP = re.compile(r"'tf\.([\w>]+)' op is neither a custom op nor a flex op")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +203,7 @@ def export_model(
         _accuracy_tolerance_error(accuracy_tolerance),
         _quantize_data_error(quantize, validation_data, force),
     )
-    runtime = _runtime(format)
+    runtime = load_runtime(format)
     precision = quantize or "float32"
     tolerance = PARITY_TOLERANCES[precision] if tolerance is None else tolerance
     model_dir = format_model_dir(writable_dir(base_dir), name, format, quantize)
@@ -235,18 +214,18 @@ def export_model(
     try:
         os.mkdir(staging)
         converted = float32_copy(model)
-        modality = _MODALITIES[model.modality]
+        modality = MODALITIES[model.modality]
         model_file = os.path.join(staging, MODEL_FILES[format])
-        _CONVERTERS[format](converted, modality.input_signature(converted), quantize, model_file)
+        CONVERTERS[format](converted, modality.input_signature(converted), quantize, model_file)
         run, inputs, outputs = runtime(model_file)
-        check = _check(converted, modality, run, validation_data)
+        check = parity_check(converted, modality, run, validation_data)
         _logger.info("%s %s: max |probability difference| to Keras %.3g", format, precision, check.difference)
         if tolerance is not None and check.difference > tolerance:
             raise ValueError(
                 f"The {format} {precision} export disagrees with Keras: max |probability difference| "
                 f"{check.difference:.3g} > tolerance {tolerance} on {check.examples} examples; nothing was published."
             )
-        evaluation = _evaluation(check, model.labels, accuracy_tolerance)
+        evaluation = accuracy_evaluation(check, model.labels, accuracy_tolerance)
         if evaluation and evaluation["accuracy_drop"] > accuracy_tolerance and not force:
             raise ValueError(
                 f"The {format} {precision} export loses {evaluation['accuracy_drop'] * 100:.2f} accuracy points "
@@ -262,7 +241,7 @@ def export_model(
         metadata = {
             "format": format,
             "precision": precision,
-            "quantization": _QUANTIZATION_METHODS.get((format, quantize)),
+            "quantization": QUANTIZATION_METHODS.get((format, quantize)),
             "name": name,
             "version": version,
             "kind": model.kind,
@@ -284,7 +263,7 @@ def export_model(
                 "keras_float32_weight_bytes": weight_bytes,
                 "ratio_to_keras_float32_weights": round(file_bytes / weight_bytes, 4),
             },
-            "versions": _versions(format),
+            "versions": runtime_versions(format),
             "export_seconds": round(time.perf_counter() - started, 2),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -380,242 +359,5 @@ def _quantize_data_error(quantize, validation_data, force) -> str | None:
     )
 
 
-def _runtime(format: str) -> Callable:
-    """The runtime loader of `format`; a ValueError naming the extra to install when a module is missing."""
-    for module in _RUNTIMES[format]:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise ValueError(
-                f"format={format!r} needs {module!r} to convert and verify the export, and it is not installed: "
-                f"pip install 'tftune[{format}]'. Nothing was published."
-            ) from None
-    return _RUNTIME_LOADERS[format]
-
-
-def _convert_litert(model: keras.Model, input_signature, quantize: str | None, path: str) -> None:
-    # Builtin ops only: Keras adds SELECT_TF_OPS, which would make an op without a
-    # builtin kernel a Flex op silently, and no pip runtime can run Flex ops.
-    options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
-    if quantize is not None:
-        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        options["target_spec"]["supported_types"] = [tf.float16]
-    try:
-        model.export(path, format="litert", input_signature=input_signature, verbose=False, **options)
-    except Exception as error:
-        ops = sorted(set(_UNSUPPORTED_OP.findall(str(error))))
-        if not ops:
-            raise
-        raise ValueError(_flex_message(ops)) from None
-
-
-def _flex_message(ops: list[str]) -> str:
-    return (
-        f"LiteRT has no builtin kernel for op(s) {ops}: they would need the Flex delegate (SELECT_TF_OPS), which "
-        f"no pip runtime (ai-edge-litert) provides; nothing was published. Replace the layer that uses them, or "
-        f"export format='saved_model' or 'onnx'."
-    )
-
-
-def _convert_onnx(model: keras.Model, input_signature, quantize: str | None, path: str) -> None:
-    # tf2onnx on an inference-mode function: `model.export(format="onnx")` traces
-    # `model.__call__` without training=False, which runs a keras.applications
-    # ResNet's BatchNorm on batch statistics.
-    import tf2onnx
-
-    function = tf.function(lambda inputs: model(inputs, training=False), input_signature=[input_signature])
-    tf2onnx_logger = logging.getLogger("tf2onnx")
-    level = tf2onnx_logger.level
-    tf2onnx_logger.setLevel(logging.ERROR)  # one line per folded op otherwise
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            float32_path = path if quantize is None else os.path.join(scratch, "float32.onnx")
-            tf2onnx.convert.from_function(function, input_signature=[input_signature], output_path=float32_path)
-            _quantize_onnx(float32_path, quantize, path)
-    finally:
-        tf2onnx_logger.setLevel(level)
-
-
-def _quantize_onnx(float32_path: str, quantize: str | None, path: str) -> None:
-    if quantize == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(float32_path, path, weight_type=QuantType.QInt8)
-    elif quantize == "float16":
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        onnx.save(convert_float_to_float16(onnx.load(float32_path), keep_io_types=True), path)
-
-
-def _load_litert(path: str):
-    """(run(inputs) -> probabilities, input specs, output specs) of a `.tflite` file, through its signature runner."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path)
-    flex = sorted({op["op_name"] for op in interpreter._get_ops_details() if op["op_name"].startswith("Flex")})
-    if flex:
-        raise ValueError(_flex_message(flex))
-    runner = interpreter.get_signature_runner()
-    (signature,) = interpreter.get_signature_list().values()
-    details = {**runner.get_input_details(), **runner.get_output_details()}
-    inputs, outputs = (
-        [_spec(name, details[name]["dtype"], details[name]["shape_signature"]) for name in signature[side]]
-        for side in ("inputs", "outputs")
-    )
-    (output_name,) = signature["outputs"]
-    return (lambda batch: runner(**batch)[output_name]), inputs, outputs
-
-
-def _load_onnx(path: str):
-    """(run(inputs) -> probabilities, input specs, output specs) of a `.onnx` file, in an onnxruntime session."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    dtypes = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int64)": "int64"}
-    inputs = [_spec(node.name, dtypes[node.type], node.shape) for node in session.get_inputs()]
-    outputs = [_spec(node.name, dtypes[node.type], node.shape) for node in session.get_outputs()]
-    return (lambda batch: session.run(None, batch)[0]), inputs, outputs
-
-
-def _spec(name: str, dtype, shape) -> dict:
-    return {
-        "name": name,
-        "dtype": np.dtype(dtype).name,
-        "shape": [int(dim) if isinstance(dim, (int, np.integer)) and dim >= 0 else None for dim in shape],
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class _Check:
-    """Keras' and the runtime's probabilities on the same examples, and the labels when there are any."""
-
-    keras_probabilities: np.ndarray
-    runtime_probabilities: np.ndarray
-    labels: np.ndarray | None
-
-    @property
-    def examples(self) -> int:
-        return len(self.keras_probabilities)
-
-    @property
-    def difference(self) -> float:
-        return float(np.max(np.abs(self.keras_probabilities - self.runtime_probabilities)))
-
-
-def _check(model: keras.Model, modality, run: Callable, validation_data: tf.data.Dataset | None) -> _Check:
-    """Run Keras and the runtime on the validation inputs (or the default warm-up examples), batch by batch."""
-    if validation_data is None:
-        batches = [(modality.default_inputs(model), None)]
-    else:
-        batches = validation_data.as_numpy_iterator()
-    keras_outputs, runtime_outputs, labels = [], [], []
-    for inputs, batch_labels in batches:
-        inputs = modality.runtime_inputs(model, inputs)
-        for start in range(0, len(next(iter(inputs.values()))), _PARITY_BATCH):
-            chunk = {key: value[start : start + _PARITY_BATCH] for key, value in inputs.items()}
-            keras_outputs.append(np.asarray(model(modality.keras_inputs(chunk), training=False), "float32"))
-            runtime_outputs.append(np.asarray(run(chunk), "float32"))
-        if batch_labels is not None:
-            labels.append(np.asarray(batch_labels))
-    labels = np.concatenate(labels) if labels else None
-    return _Check(np.concatenate(keras_outputs), np.concatenate(runtime_outputs), labels)
-
-
-def _evaluation(check: _Check, label_names, accuracy_tolerance: float) -> dict | None:
-    if check.labels is None:
-        return None
-    before = classification_metrics(check.labels, check.keras_probabilities, label_names)
-    after = classification_metrics(check.labels, check.runtime_probabilities, label_names)
-    return {
-        "examples": check.examples,
-        "keras": {"accuracy": before["accuracy"], "macro_f1": before["macro_f1"]},
-        "exported": {"accuracy": after["accuracy"], "macro_f1": after["macro_f1"]},
-        "accuracy_drop": before["accuracy"] - after["accuracy"],
-        "accuracy_tolerance": accuracy_tolerance,
-    }
-
-
 def _float32_weight_bytes(model: keras.Model) -> int:
     return sum(int(np.prod(weight.shape)) * 4 for weight in model.weights)
-
-
-def _versions(format: str) -> dict:
-    """The versions of the packages that converted and verified the export."""
-    distributions = ("tensorflow", "keras", *_RUNTIMES[format].values())
-    return {distribution: importlib.metadata.version(distribution) for distribution in distributions}
-
-
-class _TextModality:
-    """Text classifiers: int32 token inputs `[batch, sequence_length]`; the client tokenizes with `vocab.txt`."""
-
-    def input_signature(self, model) -> dict:
-        return {key: tf.TensorSpec([None, model.sequence_length], tf.int32, name=key) for key in model.input_names}
-
-    def default_inputs(self, model) -> dict:
-        return model.preprocessor(resolved_warmup_examples(model, None))
-
-    def runtime_inputs(self, model, inputs) -> dict:
-        return {key: np.asarray(inputs[key], "int32") for key in model.input_names}
-
-    def keras_inputs(self, inputs: dict) -> dict:
-        return inputs
-
-    def write_client_assets(self, model, export_dir: str) -> dict:
-        tokenizer = model.preprocessor.tokenizer
-        with open(os.path.join(export_dir, VOCABULARY_ASSET), "w", encoding="utf-8") as vocabulary_file:
-            vocabulary_file.write("".join(f"{token}\n" for token in tokenizer.get_vocabulary()))
-        special = {
-            attribute[: -len("_token_id")]: int(getattr(tokenizer, attribute))
-            for attribute in ("cls_token_id", "sep_token_id", "pad_token_id", "mask_token_id")
-            if getattr(tokenizer, attribute, None) is not None
-        }
-        return {
-            "vocabulary_file": VOCABULARY_ASSET,
-            "tokenizer": type(tokenizer).__name__,
-            "lowercase": bool(getattr(tokenizer, "lowercase", False)),
-            "sequence_length": int(model.sequence_length),
-            "special_token_ids": special,
-            "inputs": (
-                "token_ids: [CLS] tokens [SEP] then pad_token_id up to sequence_length (truncated to fit); "
-                "segment_ids: 0; padding_mask: 1 on tokens, 0 on padding"
-            ),
-        }
-
-
-class _ImageModality:
-    """Image classifiers: float32 RGB 0..255 `[batch, height, width, 3]` at `image_size`; normalization in the graph."""
-
-    def input_signature(self, model) -> tf.TensorSpec:
-        return tf.TensorSpec([None, *model.image_size, 3], tf.float32, name=IMAGE_INPUT)
-
-    def default_inputs(self, model) -> np.ndarray:
-        images = resolved_warmup_examples(model, None)
-        return np.stack([tf.io.decode_image(image, channels=3).numpy() for image in images])
-
-    def runtime_inputs(self, model, inputs) -> dict:
-        images = np.asarray(inputs, "float32")
-        if images.shape[1:3] != tuple(model.image_size):
-            images = tf.image.resize(images, model.image_size).numpy()
-        return {IMAGE_INPUT: images}
-
-    def keras_inputs(self, inputs: dict) -> np.ndarray:
-        return inputs[IMAGE_INPUT]
-
-    def write_client_assets(self, model, export_dir: str) -> dict:
-        return {
-            "image_size": list(model.image_size),
-            "inputs": "images: float32 RGB 0..255, resized (bilinear) to image_size",
-            "normalization_in_graph": {
-                "scale": model.scale,
-                "offset": model.offset,
-                "reverse_channels": model.reverse_channels,
-            },
-        }
-
-
-# What differs by modality, in one place (keyed by the classifier's `kind`).
-_MODALITIES = {TEXT: _TextModality(), IMAGE: _ImageModality()}
-_CONVERTERS = {"litert": _convert_litert, "onnx": _convert_onnx}
-_RUNTIME_LOADERS = {"litert": _load_litert, "onnx": _load_onnx}

@@ -8,7 +8,7 @@ import zipfile
 
 import keras
 
-from tftune.builders import ImageClassifier, TextClassifier
+from tftune.classifiers import ImageClassifier, TextClassifier
 
 _logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from tftune.builders import IMAGE_INPUT
+from tftune.classifiers import IMAGE_INPUT
 from tftune.export._layout import LABELS_ASSET
 from tftune.families import IMAGE, TEXT, Modality, resize_image
 
