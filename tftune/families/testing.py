@@ -11,6 +11,12 @@ trains under a 2-replica `MirroredStrategy` (numeric masks); and the
 reload parity on raw inputs) runs once for every family together in
 `tests/families_serving_test.py`.
 
+The harness fits run eagerly (`run_eagerly=True`): what it checks is the
+family's structure (groups, masks, saving), which tracing would not change,
+and a tiny model steps eagerly in a fraction of a graph trace. The bool-mask
+failure it guards against fails an eager 2-replica fit too (AddN); the graph
+path is covered on real models by tests/unfreeze_test.py and train_test.py.
+
 Example (a family's test module; `tftune/families/vgg_test.py` is a whole one):
 
 ```
@@ -143,7 +149,7 @@ def _check_gradual_unfreezing(case: FamilyCase, model: keras.Model) -> None:
         def on_train_end(self, logs=None):
             self.on_train_batch_begin(None)
 
-    compile_for_unfreezing(model, "adam", 1e-2)
+    compile_for_unfreezing(model, "adam", 1e-2, run_eagerly=True)
     inputs = case.model_inputs(model)
     labels = np.array([0, 1, 2, 0])
     dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
@@ -171,11 +177,10 @@ def _check_two_replica_fit(case: FamilyCase, preset: str) -> None:
     assert strategy.num_replicas_in_sync == 2, "two logical CPUs are needed (conftest.py sets them)"
     with strategy.scope():
         model = case.build(preset)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    texts = tf.data.Dataset.from_tensor_slices((list(TEXTS), [0, 1, 2, 0])).batch(4)
-    dataset = texts.map(lambda text, label: (model.preprocessor(text), label))
-    assert all(spec.dtype != tf.bool for spec in tf.nest.flatten(dataset.element_spec)), "a bool model input"
-    history = model.fit(dataset, epochs=1, verbose=0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
+    inputs = case.model_inputs(model)  # what the model's preprocessor gives the training pipeline
+    assert all(tensor.dtype != tf.bool for tensor in tf.nest.flatten(inputs)), "a bool model input"
+    history = model.fit(tf.data.Dataset.from_tensors((inputs, [0, 1, 2, 0])), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
 
 
