@@ -42,11 +42,22 @@ TENSOR_SIGNATURES = {name: modality.tensor_signature for name, modality in MODAL
 
 
 class _ServingModule(tf.Module):
-    """What the SavedModel holds: the Keras model, its preprocessor, the label table."""
+    """What the SavedModel holds: the Keras model's variables, its preprocessor, the label table.
+
+    The Keras model is deliberately not an attribute (Keras' own `ExportArchive`
+    tracks variable lists the same way): `tf.saved_model.save` traces every
+    `tf.function` it finds on a tracked object, and each Keras model (the
+    classifier, its backbone) offers a default `serving_default` that calls the
+    model without `training`. Those extra traces are what failed: a backbone
+    with free image sizes (MobileNetV5's fusion adapter needs static ones), or
+    one run in training mode (the classifier's `Resizing` layer defaults to
+    `training=True` and Keras passes that on to the layers after it) whose
+    dropout draws from seed generators TensorFlow cannot reach.
+    """
 
     def __init__(self, model: keras.Model, labels_path: str, top_k: int | None):
         super().__init__(name="tftune_serving")
-        self.model = model
+        self.model_variables = list(model.variables)
         self.preprocessor = getattr(model, "preprocessor", None)
         self.top_k = top_k
         # A string filename becomes a tracked tf.saved_model.Asset: the file is
@@ -62,8 +73,8 @@ class _ServingModule(tf.Module):
             default_value="",
         )
 
-    def outputs(self, model_inputs) -> dict[str, tf.Tensor]:
-        probabilities = tf.cast(self.model(model_inputs, training=False), tf.float32)
+    def outputs(self, model: keras.Model, model_inputs) -> dict[str, tf.Tensor]:
+        probabilities = tf.cast(model(model_inputs, training=False), tf.float32)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         outputs = {
             "probabilities": probabilities,
@@ -117,13 +128,13 @@ def _spec_json(spec) -> dict:
 def _text_signatures(module: _ServingModule, model) -> dict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
     def serve_text(text):
-        return module.outputs(module.preprocessor(text))
+        return module.outputs(model, module.preprocessor(text))
 
     names = model.input_names
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in names])
     def serve_tokens(*tensors):
-        return module.outputs(dict(zip(names, tensors, strict=True)))
+        return module.outputs(model, dict(zip(names, tensors, strict=True)))
 
     return {
         SERVING_DEFAULT: serve_text.get_concrete_function(),
@@ -141,11 +152,11 @@ def _image_signatures(module: _ServingModule, model) -> dict:
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
-        return module.outputs(images)
+        return module.outputs(model, images)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGE_INPUT)])
     def serve_images(images):
-        return module.outputs(images)
+        return module.outputs(model, images)
 
     return {
         SERVING_DEFAULT: serve_image_bytes.get_concrete_function(),

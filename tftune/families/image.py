@@ -33,11 +33,6 @@ IMAGE = Modality(name="image", raw_input="image_bytes", tensor_signature="serve_
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 # Resizing as a keras-hub ImageConverter does it when its preset says nothing else.
-# The limit of the families whose SavedModel export fails (tests/families_serving_test.py checks it still does).
-EXPORT_FAILS = (
-    "no SavedModel export yet: tf.saved_model.save refuses the serving function (keras-hub 0.32 layers create random "
-    "state inside the traced call, which the module cannot reach); tests/families_serving_test.py pins it"
-)
 STRETCH_RESIZING = {"interpolation": "bilinear", "crop_to_aspect_ratio": False, "antialias": False}
 
 
@@ -212,7 +207,6 @@ def _plain(value):
 
 
 __all__ = [
-    "EXPORT_FAILS",
     "IMAGE",
     "STRETCH_RESIZING",
     "ImageFamily",

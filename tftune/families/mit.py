@@ -20,7 +20,7 @@ import re
 import keras_hub
 
 from tftune.families.base import numbered_groups
-from tftune.families.image import EXPORT_FAILS, ImageFamily, input_image_size
+from tftune.families.image import ImageFamily, input_image_size
 
 
 class MiTFamily(ImageFamily):
@@ -28,10 +28,7 @@ class MiTFamily(ImageFamily):
     title = "MiT"
     backbone_class = keras_hub.models.MiTBackbone
     image_converter_class = keras_hub.layers.MiTImageConverter
-    limits = (
-        "keras-hub's MiT presets are segmentation checkpoints (ADE20K, Cityscapes), not ImageNet classifiers",
-        EXPORT_FAILS,
-    )
+    limits = ("keras-hub's MiT presets are segmentation checkpoints (ADE20K, Cityscapes), not ImageNet classifiers",)
 
     def layer_groups(self, backbone):
         stages: list[list] = []

@@ -18,7 +18,7 @@ import keras
 import keras_hub
 
 from tftune.families.base import LayerGroup, by_identity, numbered_groups
-from tftune.families.image import EXPORT_FAILS, ImageFamily
+from tftune.families.image import ImageFamily
 
 
 class MobileNetV5Family(ImageFamily):
@@ -26,7 +26,6 @@ class MobileNetV5Family(ImageFamily):
     title = "MobileNetV5"
     backbone_class = keras_hub.models.MobileNetV5Backbone
     image_converter_class = keras_hub.layers.MobileNetV5ImageConverter
-    limits = (EXPORT_FAILS,)
     timm_architectures = ("mobilenetv5",)
     # Its attention blocks' projections (keras-hub's default query / value names match nothing).
     lora_targets = ("query_proj", "value_proj")

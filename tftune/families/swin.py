@@ -20,7 +20,7 @@ import keras
 import keras_hub
 
 from tftune.families.base import merge_into_previous
-from tftune.families.image import EXPORT_FAILS, ImageFamily, input_image_size
+from tftune.families.image import ImageFamily, input_image_size
 
 
 class SwinFamily(ImageFamily):
@@ -28,7 +28,6 @@ class SwinFamily(ImageFamily):
     title = "Swin Transformer"
     backbone_class = keras_hub.models.SwinTransformerBackbone
     image_converter_class = keras_hub.layers.SwinTransformerImageConverter
-    limits = (EXPORT_FAILS,)
     transformers_model_types = ("swin",)
     transformers_files = ("preprocessor_config.json",)
     # Swin fuses query, key and value in one Dense; keras-hub's default names match nothing.
