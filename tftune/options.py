@@ -18,7 +18,7 @@ message  # 'OptimizerOptions.layer_decay must be in (0, 1] (ULMFiT uses 1/2.6 ~ 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import keras
@@ -68,6 +68,23 @@ def optimizer_error(name: str, value) -> str | None:
 def learning_rate_error(name: str, value) -> str | None:
     """The problem with `value` as a peak learning rate, or None: a number in (0, 1)."""
     return number_error(name, value, minimum=0, maximum=1, exclusive=True)
+
+
+def class_weight_errors(class_weight) -> list[str | None]:
+    """The problems with `class_weight` as "balanced", None or `{class index or label name: weight > 0}`.
+
+    The keys are checked against the model's labels once it is built.
+    """
+    if isinstance(class_weight, Mapping):
+        return [
+            number_error(f"class_weight[{key!r}]", weight, minimum=0, exclusive=True)
+            for key, weight in class_weight.items()
+        ]
+    if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
+        return []
+    return [
+        f"class_weight must be 'balanced', a dict {{class index or label name: weight}} or None; got {class_weight!r}."
+    ]
 
 
 def _optional(rule: Callable[[str, object], str | None]) -> Callable[[str, object], str | None]:

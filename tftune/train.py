@@ -15,10 +15,10 @@ import tensorflow as tf
 
 from tftune import distribute
 from tftune._keras_private import AtomicBackupAndRestore
-from tftune._validation import boolean_error, integer_error, number_error, raise_errors
+from tftune._validation import boolean_error, integer_error, raise_errors
 from tftune.builders import ModelSpec
 from tftune.lora import LoraCheckpoint, enable_lora
-from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions
+from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions, class_weight_errors
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 _logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def fit(
             "early_stopping_patience", early_stopping_patience, minimum=0
         ),
         None if steps_per_epoch is None else integer_error("steps_per_epoch", steps_per_epoch, minimum=1),
-        *_class_weight_errors(class_weight),
+        *class_weight_errors(class_weight),
         boolean_error("tensorboard", tensorboard),
     )
     if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
@@ -247,22 +247,10 @@ def balanced_class_weights(class_counts: Sequence[int] | Mapping) -> dict[int, f
     return {index: total / (len(counts) * count) for index, count in enumerate(counts)}
 
 
-def _class_weight_errors(class_weight) -> list[str | None]:
-    """The problems with `class_weight` that need no model: its kind, its weights (the keys need its labels)."""
-    if isinstance(class_weight, Mapping):
-        return [number_error(f"class_weight[{key!r}]", weight, minimum=0, exclusive=True)
-                for key, weight in class_weight.items()]
-    if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
-        return []
-    return [
-        f"class_weight must be 'balanced', a dict {{class index or label name: weight}} or None; got {class_weight!r}."
-    ]
-
-
 def _class_weight_vector(class_weight, model: keras.Model, train_data: tf.data.Dataset) -> tf.Tensor:
     """One weight per class index from "balanced" or a {index or label name: weight} dict; errors before training.
 
-    The keys are checked here, against the model's labels; the rest by `_class_weight_errors`.
+    The keys are checked here, against the model's labels; the rest by `tftune.options.class_weight_errors`.
     """
     num_classes = int(model.output_shape[-1])
     labels = list(getattr(model, "labels", None) or [str(index) for index in range(num_classes)])

@@ -24,7 +24,7 @@ from tftune._validation import (
     seed_error,
     sequence_length_error,
 )
-from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions
+from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions, class_weight_errors
 
 _logger = logging.getLogger(__name__)
 
@@ -163,20 +163,18 @@ class RecipeConfig:
                 layer_decay=self.layer_decay,
                 warmup_steps=self.warmup_steps,
             ),
-            *DistributionOptions.errors(
-                strategy=self.strategy, tpu=self.tpu, precision=self.precision, batch_size=self.batch_size
-            ),
-            *self._lora_errors(),
             choice_error("pooling", self.pooling, (None, *families.POOLINGS)),
-            None
-            if isinstance(self.class_weight, dict)
-            else choice_error("class_weight", self.class_weight, (None, "balanced")),
+            *class_weight_errors(self.class_weight),
             number_error("validation_fraction", self.validation_fraction, minimum=0, maximum=1, exclusive=True),
             sequence_length_error("sequence_length", self.sequence_length),
             image_size_error("image_size", self.image_size),
             *(choice_error("augmentation", name, data_lib.AUGMENTATIONS) for name in self.augmentation),
             encoding_error("encoding", self.encoding),
+            *DistributionOptions.errors(
+                strategy=self.strategy, tpu=self.tpu, precision=self.precision, batch_size=self.batch_size
+            ),
             seed_error("seed", self.seed),
+            *self._lora_errors(),
             _weights_error(self.weights),
             _backbone_config_error(self.backbone),
             self._schedule_epochs_error(),
