@@ -372,6 +372,9 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
     """
 
     def __init__(self, directory: str, monitor: str, resuming: bool):
+        # Made now, race-free: ModelCheckpoint checks then creates it, which fails when another worker creates
+        # the shared checkpoint_dir (as the parent of its worker_<index>/) between the two.
+        os.makedirs(directory, exist_ok=True)
         self._record_path = os.path.join(directory, "best.json")
         self._weights_path = os.path.join(directory, "best.weights.h5")
         record = {}
