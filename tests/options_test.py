@@ -47,9 +47,10 @@ def test_fit_refuses_bad_arguments_before_reading_data_or_building_the_model():
 
     with pytest.raises(ValueError) as error:
         tftune.fit(spec, train_data, epochs=0, early_stopping_patience=-1, steps_per_epoch=0,
-                   class_weight={0: -1.0}, tensorboard="yes")
-    assert str(error.value).startswith("5 invalid options:")
-    for name in ("epochs", "early_stopping_patience", "steps_per_epoch", "class_weight[0]", "tensorboard"):
+                   class_weight={0: -1.0}, tensorboard="yes", unfreezing={0: "all"})
+    assert str(error.value).startswith("6 invalid options:")
+    names = ("epochs", "early_stopping_patience", "steps_per_epoch", "class_weight[0]", "tensorboard", "unfreezing")
+    for name in names:
         assert f"  - {name} must be" in str(error.value)
     with pytest.raises(ValueError, match=r"^OptimizerOptions.layer_decay must be in \(0, 1\]"):
         tftune.fit(spec, train_data, epochs=1, optimization={"layer_decay": 0})

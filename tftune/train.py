@@ -128,6 +128,9 @@ def fit(
         None if steps_per_epoch is None else integer_error("steps_per_epoch", steps_per_epoch, minimum=1),
         *class_weight_errors(class_weight),
         boolean_error("tensorboard", tensorboard),
+        None if unfreezing is None or isinstance(unfreezing, GradualUnfreezing) else (
+            f"unfreezing must be a tftune.GradualUnfreezing or None (its default); got {unfreezing!r}."
+        ),
     )
     if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
         raise ValueError(
