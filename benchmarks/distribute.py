@@ -30,6 +30,7 @@ import keras_hub  # noqa: E402
 
 import tftune  # noqa: E402
 from tftune import distribute  # noqa: E402
+from tftune.options import DistributionOptions, OptimizerOptions  # noqa: E402
 from tftune.train import ModelSpec, fit  # noqa: E402
 from tftune.unfreeze import GradualUnfreezing  # noqa: E402
 
@@ -63,7 +64,8 @@ def _tftune(bert_dir, arguments, strategy, per_replica_batch):
     global_batch = per_replica_batch * distribute.get_strategy(strategy).num_replicas_in_sync
     fit(
         spec, lambda model: _examples(model.preprocessor, arguments.steps * global_batch), epochs=2,
-        strategy=strategy, batch_size=per_replica_batch, optimizer="adamw", learning_rate=2e-5,
+        optimization=OptimizerOptions("adamw", learning_rate=2e-5),
+        distribution=DistributionOptions(strategy, batch_size=per_replica_batch),
         unfreezing=GradualUnfreezing({0: "all"}, verbose=0), callbacks=[timer], verbose=0,
     )
     return timer.rates(global_batch)

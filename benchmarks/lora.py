@@ -1,7 +1,7 @@
 """Benchmark: what LoRA costs and saves against full fine-tuning on the offline MiniLM BERT.
 
-For full fine-tuning and LoRA r=4 / 8 / 16 (tftune.fit(..., lora_rank=r), BERT's query / value layers),
-each in its own process so that peak memory is its own: trainable parameters, the median training step
+For full fine-tuning and LoRA r=4 / 8 / 16 (tftune.fit(..., lora=tftune.LoraOptions(rank=r)), BERT's query /
+value layers), each in its own process so that peak memory is its own: trainable parameters, the median training step
 (batch 16, sequence length 128, every group training, first steps excluded), peak resident memory (RSS),
 and the file a run keeps per task: the whole model's weights (`save_weights`) for full fine-tuning, the
 adapters-only file (`tftune.save_adapters`) for LoRA, beside one shared pretrained backbone. Accuracy rows

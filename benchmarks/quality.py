@@ -170,7 +170,7 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
                          {"image_size": config.image_size, "weights": None, "labels": source.label_names}),
         lambda model: tftune.image_pipelines(splits, model.image_size, config.batch_size, seed=1234).train,
         epochs=args.source_epochs,
-        learning_rate=config.resolved_learning_rate(),
+        optimization=tftune.OptimizerOptions(learning_rate=config.resolved_learning_rate()),
         unfreezing=tftune.GradualUnfreezing({0: "all"}),
         verbose=2,
     )
@@ -182,7 +182,10 @@ def _source_pretrained_backbone(config: RecipeConfig, source: tftune.LabeledImag
 def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Namespace) -> dict:
     label, pretrained, schedule, layer_decay, lora_rank = ROWS[row]
     config = dataclasses.replace(
-        task.config, schedule=schedule, layer_decay=layer_decay, weights=task.config.weights if pretrained else None
+        task.config, schedule=schedule, layer_decay=layer_decay, weights=task.config.weights if pretrained else None,
+        lora_rank=lora_rank,
+        # LoRA rows train at LoRA's own rate (the config's resolved rate with lora_rank), whatever --learning-rate says.
+        **({"learning_rate": None} if lora_rank is not None else {}),
     )
     print(f"\n=== {task.name} / {label} / seed {seed} / {precision} ===", flush=True)
     keras.utils.set_random_seed(seed)
@@ -210,13 +213,10 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
         lambda model: prepared.setdefault("data", pipelines(model)).train,
         lambda model: prepared["data"].validation,
         epochs=config.epochs,
-        precision=precision,
+        distribution=tftune.DistributionOptions(precision=precision),
         unfreezing=config.unfreezing(),
-        learning_rate=config.resolved_learning_rate() if lora_rank is None else tftune.lora.LEARNING_RATE,
-        head_learning_rate=config.head_learning_rate,
-        warmup_steps=config.warmup_steps,
-        layer_decay=config.layer_decay,
-        lora_rank=lora_rank,
+        optimization=config.optimizer_options(),
+        lora=config.lora_options(),
         verbose=2,
     )
     wall_time = time.perf_counter() - started
@@ -230,7 +230,7 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
         "majority": max(validation_counts) / sum(validation_counts),
         "wall_time": wall_time,
         "trainable_fraction": trainable / result.model.count_params(),
-        "learning_rate": config.resolved_learning_rate() if lora_rank is None else tftune.lora.LEARNING_RATE,
+        "learning_rate": config.resolved_learning_rate(),
     }
 
 

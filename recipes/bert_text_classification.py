@@ -48,9 +48,9 @@ def main(argv=None) -> None:
     unfreezing = config.unfreezing()
     started = time.time()
     result = tftune.fit(
-        model, data.train, data.validation, epochs=config.epochs, strategy=strategy,
-        learning_rate=config.resolved_learning_rate(), head_learning_rate=config.head_learning_rate,
-        warmup_steps=config.warmup_steps, unfreezing=unfreezing, checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+        model, data.train, data.validation, epochs=config.epochs, unfreezing=unfreezing,
+        optimization=config.optimizer_options(), distribution=tftune.DistributionOptions(strategy),
+        checkpoint_dir=os.path.join(output_dir, "checkpoints"),
     )
     wall_time = time.time() - started
     # 4. Evaluate on the validation split: metrics.json, report.md, curves.png, confusion_matrix.png.

@@ -202,8 +202,9 @@ def train_small_resnet(preset, checkpoint_dir, strategy):
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(24) % 2))
     spec = tftune.ModelSpec("image", preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
     result = tftune.fit(
-        spec, data, epochs=1, strategy=strategy, batch_size=8 // strategy.num_replicas_in_sync, optimizer="sgd",
-        learning_rate=0.05, checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0,
+        spec, data, epochs=1, optimization=tftune.OptimizerOptions("sgd", learning_rate=0.05),
+        distribution=tftune.DistributionOptions(strategy, batch_size=8 // strategy.num_replicas_in_sync),
+        checkpoint_dir=checkpoint_dir, tensorboard=False, verbose=0,
         # One learning-rate clock: with the default per-stage restart, two worker processes agree with each
         # other but not with one process (max |difference| 2e-3 after 3 steps; an open issue, see the README).
         unfreezing=tftune.GradualUnfreezing({0: 0, 1: "all"}, unit="step", restart_schedule=False, verbose=0),

@@ -28,7 +28,8 @@ def test_lora_trains_adapters_and_head_base_kernels_stay_bit_identical(tiny_bert
     spec = tftune.ModelSpec("text", tiny_bert_preset, 2, options={"sequence_length": 8, "dropout": 0.0})
     pristine = spec.build()
     result = tftune.fit(
-        spec, _examples(pristine), epochs=2, batch_size=4, strategy="cpu", learning_rate=1e-2, lora_rank=4,
+        spec, _examples(pristine), epochs=2, optimization=tftune.OptimizerOptions(learning_rate=1e-2),
+        distribution=tftune.DistributionOptions("cpu", batch_size=4), lora=tftune.LoraOptions(rank=4),
         unfreezing=tftune.GradualUnfreezing("head_first", verbose=0), verbose=0,
     )
     model = result.model
@@ -54,8 +55,11 @@ def test_families_without_attention_refuse_lora_by_name(small_resnet_preset):
     model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32))
     with pytest.raises(ValueError, match="ResNet backbones have no attention layers LoRA can target"):
         tftune.enable_lora(model, rank=4)
-    with pytest.raises(ValueError, match="lora_rank must be an integer >= 1; got 0"):
-        tftune.fit(tftune.ModelSpec("image", small_resnet_preset, 2), tf.data.Dataset.range(1), epochs=1, lora_rank=0)
+    with pytest.raises(ValueError, match=r"LoraOptions.rank must be an integer >= 1; got 0"):
+        tftune.fit(tftune.ModelSpec("image", small_resnet_preset, 2), tf.data.Dataset.range(1), epochs=1,
+                   lora={"rank": 0})
+    with pytest.raises(ValueError, match=r"^rank must be an integer >= 1; got 0"):
+        tftune.enable_lora(model, rank=0)
 
 
 def test_adapters_file_round_trip_by_layer_path(tiny_bert_preset, tmp_path):
@@ -112,8 +116,9 @@ _TRAINER = textwrap.dedent(
     spec = tftune.ModelSpec("text", preset, 2, options={"sequence_length": 8, "dropout": 0.0})
     texts = ["a fine film", "the worst thing this year", "ok", "a joy from start to end"] * 2
     data = lambda model: tf.data.Dataset.from_tensor_slices((model.preprocessor(tf.constant(texts)), [0, 1, 0, 1] * 2))
-    result = tftune.fit(spec, data, epochs=3, batch_size=4, strategy="cpu", optimizer="adam", learning_rate=1e-2,
-                        lora_rank=2, unfreezing=tftune.GradualUnfreezing("head_first", verbose=0),
+    result = tftune.fit(spec, data, epochs=3, optimization=tftune.OptimizerOptions("adam", learning_rate=1e-2),
+                        distribution=tftune.DistributionOptions("cpu", batch_size=4), lora=tftune.LoraOptions(rank=2),
+                        unfreezing=tftune.GradualUnfreezing("head_first", verbose=0),
                         checkpoint_dir=checkpoint_dir, tensorboard=False, callbacks=[Journal()], verbose=0)
     layers = lora_layers(result.model)
     np.savez(journal + ".npz", **{f"{layer.path}/{name}": np.asarray(value) for layer in layers

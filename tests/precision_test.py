@@ -65,8 +65,8 @@ def bfloat16_run(tiny_bert_preset, rotten_tomatoes):
         lambda model: tftune.text_pipelines(splits, model.preprocessor, 8).train,
         lambda model: tftune.text_pipelines(splits, model.preprocessor, 8).validation,
         epochs=1,
-        precision="mixed_bfloat16",
-        learning_rate=1e-3,
+        distribution=tftune.DistributionOptions(precision="mixed_bfloat16"),
+        optimization=tftune.OptimizerOptions(learning_rate=1e-3),
         tensorboard=False,
         verbose=0,
     )

@@ -18,10 +18,12 @@ import tensorflow as tf
 import tftune
 from tftune import distribute
 from tftune.builders import ModelSpec
+from tftune.options import DistributionOptions, OptimizerOptions
 from tftune.train import fit
 from tftune.unfreeze import GradualUnfreezing
 
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
+_CPU_BATCHES_OF_4 = DistributionOptions("cpu", batch_size=4)
 
 
 def _image_examples(count=16, size=32):
@@ -29,9 +31,10 @@ def _image_examples(count=16, size=32):
     return tf.data.Dataset.from_tensor_slices((images, np.arange(count) % 2))
 
 
-def _fit_weights(spec, data, strategy, **kwargs):
+def _fit_weights(spec, data, strategy, batch_size, **kwargs):
     keras.utils.set_random_seed(0)
-    result = fit(spec, data, epochs=1, strategy=strategy, optimizer="sgd", learning_rate=0.05, verbose=0, **kwargs)
+    result = fit(spec, data, epochs=1, optimization=OptimizerOptions("sgd", learning_rate=0.05),
+                 distribution=DistributionOptions(strategy=strategy, batch_size=batch_size), verbose=0, **kwargs)
     return result, [weight.numpy() for weight in result.model.weights]
 
 
@@ -42,11 +45,11 @@ def test_two_replicas_match_one_replica_on_a_small_resnet(small_resnet_preset):
     spec = ModelSpec("image", small_resnet_preset, 2, options={"image_size": (32, 32), "dropout": 0.0, "weights": None})
     unfreezing = dict(unit="step", schedule={0: 0, 2: 1}, verbose=0)
     single, single_weights = _fit_weights(
-        spec, _image_examples(32), "cpu", batch_size=8, unfreezing=GradualUnfreezing(**unfreezing)
+        spec, _image_examples(32), "cpu", 8, unfreezing=GradualUnfreezing(**unfreezing)
     )
     mirrored_strategy = distribute.get_strategy("mirrored", devices=TWO_CPUS)
     mirrored, mirrored_weights = _fit_weights(
-        spec, _image_examples(32), mirrored_strategy, batch_size=4, unfreezing=GradualUnfreezing(**unfreezing)
+        spec, _image_examples(32), mirrored_strategy, 4, unfreezing=GradualUnfreezing(**unfreezing)
     )
     assert mirrored.strategy.num_replicas_in_sync == 2
     changed = []
@@ -78,8 +81,9 @@ def test_two_replicas_match_one_replica_on_bert(tiny_bert_preset, rotten_tomatoe
     for strategy, per_replica in (("cpu", 4), (distribute.get_strategy("mirrored", devices=TWO_CPUS), 2)):
         keras.utils.set_random_seed(0)
         runs.append(
-            fit(spec, examples, epochs=1, strategy=strategy, batch_size=per_replica, optimizer="sgd",
-                learning_rate=1e-1, unfreezing=GradualUnfreezing({0: 0, 1: "all"}, unit="step", verbose=0), verbose=0)
+            fit(spec, examples, epochs=1, optimization=OptimizerOptions("sgd", learning_rate=1e-1),
+                distribution=DistributionOptions(strategy=strategy, batch_size=per_replica),
+                unfreezing=GradualUnfreezing({0: 0, 1: "all"}, unit="step", verbose=0), verbose=0)
         )
     single, mirrored = runs
     assert mirrored.strategy.num_replicas_in_sync == 2
@@ -96,26 +100,26 @@ def test_two_replicas_match_one_replica_on_bert(tiny_bert_preset, rotten_tomatoe
 def test_a_model_built_outside_a_distributed_scope_is_rejected(small_resnet_preset, tmp_path):
     model = tftune.build_image_classifier(small_resnet_preset, 2, image_size=(32, 32), weights=None)
     with pytest.raises(ValueError, match=r"created outside the scope of the MirroredStrategy with 2 replica\(s\)"):
-        fit(model, _image_examples(), epochs=1, batch_size=4,
-            strategy=distribute.get_strategy("mirrored", devices=TWO_CPUS))
+        fit(model, _image_examples(), epochs=1,
+            distribution=DistributionOptions(distribute.get_strategy("mirrored", devices=TWO_CPUS), batch_size=4))
     with pytest.raises(
         ValueError, match="precision='mixed_bfloat16' but the model was built with the 'float32' policy"
     ):
-        fit(model, _image_examples(), epochs=1, batch_size=4, strategy="auto", precision="mixed_bfloat16")
+        fit(model, _image_examples(), epochs=1, distribution={"precision": "mixed_bfloat16", "batch_size": 4})
     if importlib.util.find_spec("tensorboard") is None:
         with pytest.raises(ValueError, match="the tensorboard package is not installed"):
-            fit(model, _image_examples(), epochs=1, batch_size=4, checkpoint_dir=tmp_path)
+            fit(model, _image_examples(), epochs=1, distribution={"batch_size": 4}, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="ModelSpec.kind must be one of"):
         ModelSpec("audio", "x", 2)
     plain_multi_worker = tf.distribute.MultiWorkerMirroredStrategy()  # local mode: no TF_CONFIG here
     with pytest.raises(ValueError, match=r"plain tf.distribute.MultiWorkerMirroredStrategy \(keras-team/keras#20585\)"):
-        fit(model, _image_examples(), epochs=1, batch_size=4, strategy=plain_multi_worker)
+        fit(model, _image_examples(), epochs=1, distribution=DistributionOptions(plain_multi_worker, batch_size=4))
 
 
 def test_fit_returns_history_evaluation_and_best_checkpoint(small_resnet_preset, tmp_path):
     spec = {"kind": "image", "backbone": small_resnet_preset, "num_classes": 2,
             "options": {"image_size": (32, 32), "weights": None}}
-    result = fit(spec, _image_examples(8), _image_examples(4), epochs=2, batch_size=4, strategy="cpu",
+    result = fit(spec, _image_examples(8), _image_examples(4), epochs=2, distribution=_CPU_BATCHES_OF_4,
                  checkpoint_dir=tmp_path, early_stopping_patience=3, tensorboard=False, verbose=0)
     assert sorted(result.history) == ["accuracy", "loss", "trainable_params", "val_accuracy", "val_loss"]
     assert len(result.history["loss"]) == 2 and set(result.evaluation) == {"accuracy", "loss"}
@@ -143,8 +147,8 @@ def test_a_resumed_run_keeps_the_best_weights_of_the_epochs_before_the_interrupt
 
     def run(callbacks):
         keras.utils.set_random_seed(0)
-        return fit(spec, train, validation, epochs=3, batch_size=4, strategy="cpu", optimizer="adam",
-                   learning_rate=1e-2, unfreezing=GradualUnfreezing({0: "all"}, verbose=0),
+        return fit(spec, train, validation, epochs=3, optimization=OptimizerOptions("adam", learning_rate=1e-2),
+                   distribution=_CPU_BATCHES_OF_4, unfreezing=GradualUnfreezing({0: "all"}, verbose=0),
                    checkpoint_dir=tmp_path, tensorboard=False, callbacks=callbacks, verbose=0)
 
     with pytest.raises(KeyboardInterrupt):
@@ -162,7 +166,7 @@ _TRAINER = textwrap.dedent(
     """
     import json, os, resource, signal, sys, time
     import keras, numpy as np, tensorflow as tf
-    from tftune import ModelSpec
+    from tftune import DistributionOptions, ModelSpec, OptimizerOptions
     from tftune.train import fit
     from tftune.unfreeze import GradualUnfreezing
 
@@ -198,9 +202,9 @@ _TRAINER = textwrap.dedent(
     # Validation labels are the training labels flipped: val_loss rises as the model fits, so after epoch 0 no
     # epoch beats the best and the backup is the first checkpoint written at an epoch's end.
     validation = data.map(lambda image, label: (image, 1 - label))
-    result = fit(spec, data, validation, epochs=3, batch_size=4, strategy="cpu", optimizer="adam",
-                 learning_rate=1e-3, unfreezing=unfreezing, checkpoint_dir=checkpoint_dir, tensorboard=False,
-                 callbacks=[callback], verbose=0)
+    result = fit(spec, data, validation, epochs=3, optimization=OptimizerOptions("adam", learning_rate=1e-3),
+                 distribution=DistributionOptions("cpu", batch_size=4), unfreezing=unfreezing,
+                 checkpoint_dir=checkpoint_dir, tensorboard=False, callbacks=[callback], verbose=0)
     np.savez(journal + ".npz", *[weight.numpy() for weight in result.model.weights])
     """
 )
@@ -310,7 +314,8 @@ def test_class_weight_balanced_weighs_each_example_in_the_training_loss(small_re
         (None, np.ones(len(labels))),
     ]:
         keras.utils.set_random_seed(0)
-        result = fit(spec, data, epochs=1, batch_size=28, strategy="cpu", optimizer="sgd", learning_rate=1e-12,
+        result = fit(spec, data, epochs=1, optimization=OptimizerOptions("sgd", learning_rate=1e-12),
+                     distribution=DistributionOptions("cpu", batch_size=28),
                      unfreezing=GradualUnfreezing({0: 0}, verbose=0), class_weight=class_weight, verbose=0)
         np.testing.assert_allclose(result.history["loss"][0], np.mean(example_weights * per_example), rtol=1e-3)
 
@@ -325,7 +330,8 @@ def test_class_weight_errors_before_training(small_resnet_preset):
         ({0: -1.0}, r"class_weight\[0\] must be a number > 0; got -1.0"),
     ]:
         with pytest.raises(ValueError, match=message):
-            fit(spec, data, epochs=1, batch_size=28, strategy="cpu", class_weight=class_weight, verbose=0)
+            fit(spec, data, epochs=1, distribution=DistributionOptions("cpu", batch_size=28),
+                class_weight=class_weight, verbose=0)
     only_zeros = tf.data.Dataset.from_tensor_slices((images[:24], labels[:24]))
     with pytest.raises(ValueError, match=r"classes \[1\] have no example"):
-        fit(spec, only_zeros, epochs=1, batch_size=8, strategy="cpu", class_weight="balanced", verbose=0)
+        fit(spec, only_zeros, epochs=1, distribution=_CPU_BATCHES_OF_4, class_weight="balanced", verbose=0)

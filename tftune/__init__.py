@@ -60,6 +60,7 @@ from tftune.families import (  # noqa: E402
 from tftune.logs import show_logs  # noqa: E402
 from tftune.lora import LoraCheckpoint, enable_lora, load_adapters, save_adapters  # noqa: E402
 from tftune.lr_finder import LearningRateSweep, find_learning_rate  # noqa: E402
+from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions  # noqa: E402
 from tftune.precision import precision_policy, precision_scope  # noqa: E402
 from tftune.recipe import (  # noqa: E402
     RecipeConfig,
@@ -98,11 +99,11 @@ API = {
         "LayerGroup", "ResolvedText", "ResolvedImage", "BackboneUnavailableError",
     ],
     "train": [
-        "fine_tune", "fit", "FitResult", "run_recipe", "RecipeConfig", "RecipeResult", "auto_schedule",
-        "balanced_class_weights", "find_learning_rate", "LearningRateSweep", "sweep_learning_rate", "WarmupDecay",
-        "enable_lora", "save_adapters", "load_adapters", "LoraCheckpoint", "get_strategy", "global_batch_size",
-        "distribute_dataset", "device_kind", "precision_policy", "precision_scope", "synchronize_batch_normalization",
-        "KerasMultiWorkerMirroredStrategy", "show_logs",
+        "fine_tune", "fit", "FitResult", "OptimizerOptions", "DistributionOptions", "LoraOptions", "run_recipe",
+        "RecipeConfig", "RecipeResult", "auto_schedule", "balanced_class_weights", "find_learning_rate",
+        "LearningRateSweep", "sweep_learning_rate", "WarmupDecay", "enable_lora", "save_adapters", "load_adapters",
+        "LoraCheckpoint", "get_strategy", "global_batch_size", "distribute_dataset", "device_kind", "precision_policy",
+        "precision_scope", "synchronize_batch_normalization", "KerasMultiWorkerMirroredStrategy", "show_logs",
     ],
     "unfreeze": [
         "GradualUnfreezing", "compile_for_unfreezing", "freeze", "unfreeze_top", "unfreeze_all", "trainable_summary",

@@ -58,6 +58,13 @@ def number_error(
     return None
 
 
+def boolean_error(name: str, value) -> str | None:
+    """The problem with `value` as an on / off option `name`, or None: True or False."""
+    if not isinstance(value, bool):
+        return f"{name} must be True or False; got {value!r}."
+    return None
+
+
 def choice_error(name: str, value, choices: Sequence) -> str | None:
     """The problem with `value` as option `name` that must be one of `choices`, or None."""
     if value not in choices:

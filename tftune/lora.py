@@ -39,7 +39,8 @@ import keras
 import numpy as np
 
 from tftune._keras_private import base_kernel, nested_layers
-from tftune._validation import integer_error, number_error, raise_errors
+from tftune._validation import raise_errors
+from tftune.options import LoraOptions
 
 _ADAPTERS = ("lora_kernel_a", "lora_kernel_b")
 # Adapters start from zero and are few: they want about 10x full fine-tuning's rate (LoRA paper, GLUE on BERT-base).
@@ -49,16 +50,6 @@ _MERGE_TOLERANCE = 1e-4
 _logger = logging.getLogger(__name__)
 
 
-def lora_errors(rank, alpha) -> list[str | None]:
-    """Problems with LoRA's `rank` / `alpha` (None = LoRA off), for `raise_errors`."""
-    if rank is None:
-        return [None if alpha is None else f"lora_alpha={alpha!r} needs lora_rank too; pass both, or neither."]
-    return [
-        integer_error("lora_rank", rank, minimum=1),
-        None if alpha is None else number_error("lora_alpha", alpha, minimum=0, exclusive=True),
-    ]
-
-
 def enable_lora(model: keras.Model, rank: int, alpha: float | None = None) -> list[str]:
     """Add rank-`rank` adapters to the layers the model's family targets; return their paths.
 
@@ -66,7 +57,7 @@ def enable_lora(model: keras.Model, rank: int, alpha: float | None = None) -> li
     Keras does). The base kernels of the adapted layers are frozen for good;
     which adapters train follows the model's layer groups (`freeze`,
     `GradualUnfreezing`). Call it before compiling (`tftune.fit(...,
-    lora_rank=8)` does).
+    lora=tftune.LoraOptions(rank=8))` does).
 
     Example:
 
@@ -75,7 +66,7 @@ def enable_lora(model: keras.Model, rank: int, alpha: float | None = None) -> li
     tftune.enable_lora(model, rank=8)[:2]  # ['transformer_layer_0/self_attention_layer/value', ...]
     ```
     """
-    raise_errors(*lora_errors(rank, alpha))
+    raise_errors(*LoraOptions.errors(rank=rank, alpha=alpha))
     family = model.family
     if not family.lora_targets:
         raise ValueError(

@@ -15,9 +15,10 @@ import tensorflow as tf
 
 from tftune import distribute
 from tftune._keras_private import AtomicBackupAndRestore
-from tftune._validation import integer_error, number_error, raise_errors
+from tftune._validation import boolean_error, integer_error, raise_errors
 from tftune.builders import ModelSpec
-from tftune.lora import LoraCheckpoint, enable_lora, lora_errors
+from tftune.lora import LoraCheckpoint, enable_lora
+from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions, class_weight_errors
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 _logger = logging.getLogger(__name__)
@@ -38,49 +39,50 @@ def fit(
     validation_data: tf.data.Dataset | Callable[[keras.Model], tf.data.Dataset] | None = None,
     *,
     epochs: int,
-    strategy: str | tf.distribute.Strategy = "auto",
-    precision: str = "auto",
-    batch_size: int | None = None,
-    batch_size_is_global: bool = False,
     unfreezing: GradualUnfreezing | None = None,
-    optimizer: str | keras.optimizers.Optimizer = "adamw",
-    learning_rate: float = 2e-5,
-    head_learning_rate: float | None = None,
-    layer_decay: float | None = None,
-    warmup_steps: int = 0,
-    class_weight: str | Mapping | None = None,
+    optimization: OptimizerOptions | Mapping | None = None,
+    distribution: DistributionOptions | Mapping | None = None,
+    lora: LoraOptions | Mapping | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     early_stopping_patience: int | None = None,
+    class_weight: str | Mapping | None = None,
     tensorboard: bool = True,
-    jit_compile: bool | str = "auto",
-    synchronize_batchnorm: bool = True,
     steps_per_epoch: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
-    lora_rank: int | None = None,
-    lora_alpha: float | None = None,
 ) -> FitResult:
     """Fine-tune a classifier under a tf.distribute strategy; return the model, history and final evaluation.
 
+    Every argument is checked before any data is read or model built; the
+    option groups (`tftune.OptimizerOptions`, `tftune.DistributionOptions`,
+    `tftune.LoraOptions`, or a dict of their fields) check theirs when made;
+    None means a group's defaults (no LoRA).
+
     - `model`: a `ModelSpec` (or a dict of its fields), built here inside
-      `strategy.scope()` under the precision policy; or a model already built
-      inside the scope of the same strategy (a model built outside the scope
-      of a distributed strategy is rejected).
+      the strategy's scope under the precision policy; or a model already
+      built inside the scope of the same strategy (a model built outside the
+      scope of a distributed strategy is rejected).
     - `train_data` / `validation_data`: tf.data pipelines of
       `(features, int labels)`, or functions of the built model returning one
-      (e.g. to map `model.preprocessor`). With `batch_size` they hold single
-      examples and are batched here: `batch_size` is per replica unless
-      `batch_size_is_global=True` (see `tftune.global_batch_size`); without
+      (e.g. to map `model.preprocessor`). With `distribution.batch_size` they
+      hold single examples and are batched here (per replica unless
+      `batch_size_is_global=True`, see `tftune.global_batch_size`); without
       it they are already batched with the global batch size.
-    - Compiled by `tftune.compile_for_unfreezing(optimizer, learning_rate,
-      head_learning_rate, layer_decay, warmup_steps, total_steps=epochs *
-      steps)`; trained with `unfreezing` (default `GradualUnfreezing()`: head
-      only, then one more group per epoch, each stage warming up again).
-    - `class_weight`: `"balanced"` weighs each training example by
-      `n / (classes * n_class)` (labels counted in one pass over
-      `train_data`), or a dict `{class index or label name: weight}`. The
-      weights become per-example sample weights in the training pipeline, so
-      they work under every strategy; validation stays unweighted.
+    - `unfreezing`: the schedule (default `GradualUnfreezing()`: head only,
+      then one more group per epoch, each stage warming up again).
+    - `optimization`: compiled by `tftune.compile_for_unfreezing` with its
+      optimizer and rates, `total_steps=epochs * steps`.
+    - `distribution`: the strategy (`strategy="multi_worker"` runs one copy
+      of the same call on every worker, each with its `TF_CONFIG`, and every
+      worker reads its share of each global batch), the precision, the batch
+      size, XLA; with 2+ replicas and `synchronize_batchnorm`,
+      BatchNormalization uses the statistics of the global batch: N replicas
+      train like one replica at the same global batch.
+    - `lora`: train LoRA adapters on the layers the backbone's family
+      targets instead of whole groups: base kernels stay frozen
+      (bit-identical), the head trains fully, the unfreezing schedule decides
+      which groups' adapters train. With `checkpoint_dir`, `LoraCheckpoint`
+      keeps adapters and pristine kernels across a crash and resume.
     - With `checkpoint_dir`: `BackupAndRestore` in `backup/` (rerun the same
       call after a crash and it resumes at the interrupted epoch, in its
       unfreezing stage; every checkpoint is written to a new file and then
@@ -93,19 +95,11 @@ def fit(
       package). On several workers only the chief writes there; the others
       write to `checkpoint_dir/worker_<index>/`, so a shared directory is
       safe. `early_stopping_patience` adds `EarlyStopping`.
-    - With 2+ replicas and `synchronize_batchnorm=True`, BatchNormalization
-      uses the statistics of the global batch (see
-      `tftune.synchronize_batch_normalization`): N replicas train like one
-      replica at the same global batch and keep identical moving statistics.
-    - `strategy="multi_worker"` runs one copy of the same call on every
-      worker, each with its `TF_CONFIG`; pass `batch_size` (or batches of the
-      global batch size): every worker reads its share of each global batch.
-    - `lora_rank`: train LoRA adapters of that rank (scaled by `lora_alpha /
-      lora_rank`) on the layers the backbone's family targets instead of whole
-      groups: base kernels stay frozen (bit-identical), the head trains fully,
-      the unfreezing schedule decides which groups' adapters train. With
-      `checkpoint_dir`, `LoraCheckpoint` keeps adapters and pristine kernels
-      across a crash and resume (see `tftune.enable_lora`).
+    - `class_weight`: `"balanced"` weighs each training example by
+      `n / (classes * n_class)` (labels counted in one pass over
+      `train_data`), or a dict `{class index or label name: weight}`. The
+      weights become per-example sample weights in the training pipeline, so
+      they work under every strategy; validation stays unweighted.
     - The evaluation is of the final weights, on `validation_data` (the last
       epoch's validation pass) or `train_data` without it.
 
@@ -116,18 +110,34 @@ def fit(
     examples = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2] * 4))
     result = tftune.fit(
         tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (32, 32), "weights": None}),
-        examples.take(8), examples.skip(8), epochs=1, batch_size=4,
+        examples.take(8), examples.skip(8), epochs=1,
+        optimization=tftune.OptimizerOptions(learning_rate=1e-3, warmup_steps=1),
+        distribution=tftune.DistributionOptions(strategy="cpu", batch_size=4),
     )
-    result.evaluation["accuracy"]
+    sorted(result.evaluation)  # ['accuracy', 'loss']
     ```
     """
-    raise_errors(integer_error("epochs", epochs, minimum=1), *lora_errors(lora_rank, lora_alpha))
+    optimization = _option_group(optimization, OptimizerOptions, "optimization")
+    distribution = _option_group(distribution, DistributionOptions, "distribution")
+    lora = None if lora is None else _option_group(lora, LoraOptions, "lora")
+    raise_errors(
+        integer_error("epochs", epochs, minimum=1),
+        None if early_stopping_patience is None else integer_error(
+            "early_stopping_patience", early_stopping_patience, minimum=0
+        ),
+        None if steps_per_epoch is None else integer_error("steps_per_epoch", steps_per_epoch, minimum=1),
+        *class_weight_errors(class_weight),
+        boolean_error("tensorboard", tensorboard),
+        None if unfreezing is None or isinstance(unfreezing, GradualUnfreezing) else (
+            f"unfreezing must be a tftune.GradualUnfreezing or None (its default); got {unfreezing!r}."
+        ),
+    )
     if tensorboard and checkpoint_dir is not None and importlib.util.find_spec("tensorboard") is None:
         raise ValueError(
             "tensorboard=True writes TensorBoard logs under checkpoint_dir, but the tensorboard package is not "
             "installed. pip install tensorboard, or pass tensorboard=False."
         )
-    strategy = distribute.get_strategy(strategy)
+    strategy = distribute.get_strategy(distribution.strategy, tpu=distribution.tpu)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and not isinstance(
         strategy, distribute.KerasMultiWorkerMirroredStrategy
     ):
@@ -135,27 +145,27 @@ def fit(
             "Keras 3's model.fit fails under a plain tf.distribute.MultiWorkerMirroredStrategy "
             "(keras-team/keras#20585). Pass strategy='multi_worker' or a tftune.KerasMultiWorkerMirroredStrategy()."
         )
-    model = _model_in_scope(model, strategy, precision)
-    if lora_rank is not None:
+    model = _model_in_scope(model, strategy, distribution.precision)
+    if lora is not None:
         with strategy.scope():
-            enable_lora(model, lora_rank, lora_alpha)
-    if synchronize_batchnorm and strategy.num_replicas_in_sync > 1:
+            enable_lora(model, lora.rank, lora.alpha)
+    if distribution.synchronize_batchnorm and strategy.num_replicas_in_sync > 1:
         distribute.synchronize_batch_normalization(model)
     train_data = _resolve(train_data, model, "train_data")
     if class_weight is not None:
         train_data = _with_sample_weights(train_data, _class_weight_vector(class_weight, model, train_data))
-    train_data = _pipeline(train_data, model, strategy, batch_size, batch_size_is_global, "train_data")
-    validation_data = _pipeline(validation_data, model, strategy, batch_size, batch_size_is_global, "validation_data")
+    train_data = _pipeline(train_data, model, strategy, distribution, "train_data")
+    validation_data = _pipeline(validation_data, model, strategy, distribution, "validation_data")
     steps = steps_per_epoch or _finite_cardinality(train_data)
     compile_for_unfreezing(
         model,
-        optimizer,
-        learning_rate,
-        head_learning_rate=head_learning_rate,
-        layer_decay=layer_decay,
-        warmup_steps=warmup_steps,
+        optimization.optimizer,
+        optimization.learning_rate,
+        head_learning_rate=optimization.head_learning_rate,
+        layer_decay=optimization.layer_decay,
+        warmup_steps=optimization.warmup_steps,
         total_steps=epochs * steps if steps else None,
-        jit_compile=jit_compile,
+        jit_compile=distribution.jit_compile,
     )
     history = model.fit(
         train_data,
@@ -165,7 +175,7 @@ def fit(
         shuffle=False,  # tf.data pipelines shuffle themselves; Keras would only warn that it ignores this.
         callbacks=_callbacks(
             unfreezing, _worker_directory(checkpoint_dir, strategy), tensorboard, early_stopping_patience,
-            validation_data, callbacks, lora=lora_rank is not None,
+            validation_data, callbacks, lora=lora is not None,
         ),
         verbose=verbose,
     )
@@ -177,6 +187,22 @@ def fit(
     else:
         evaluation = model.evaluate(validation_data or train_data, return_dict=True, verbose=0)
     return FitResult(model, history.history, evaluation, strategy)
+
+
+def _option_group(value, group: type, name: str):
+    """`value` as the option group `group`: the group itself, or made (and checked) from a dict of its fields."""
+    if value is None:
+        return group()
+    if isinstance(value, group):
+        return value
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {field.name for field in dataclasses.fields(group)})
+        raise_errors(
+            f"{name} has no option {unknown}; {group.__name__} has {[f.name for f in dataclasses.fields(group)]}."
+            if unknown else None
+        )
+        return group(**value)
+    raise ValueError(f"{name} must be a tftune.{group.__name__} or a dict of its fields; got {value!r}.")
 
 
 def _model_in_scope(model, strategy: tf.distribute.Strategy, precision: str) -> keras.Model:
@@ -225,7 +251,10 @@ def balanced_class_weights(class_counts: Sequence[int] | Mapping) -> dict[int, f
 
 
 def _class_weight_vector(class_weight, model: keras.Model, train_data: tf.data.Dataset) -> tf.Tensor:
-    """One weight per class index from "balanced" or a {index or label name: weight} dict; errors before training."""
+    """One weight per class index from "balanced" or a {index or label name: weight} dict; errors before training.
+
+    The keys are checked here, against the model's labels; the rest by `tftune.options.class_weight_errors`.
+    """
     num_classes = int(model.output_shape[-1])
     labels = list(getattr(model, "labels", None) or [str(index) for index in range(num_classes)])
     if class_weight == "balanced":
@@ -234,21 +263,15 @@ def _class_weight_vector(class_weight, model: keras.Model, train_data: tf.data.D
         for batch in label_batches.as_numpy_iterator():
             counts += np.bincount(batch, minlength=num_classes)[:num_classes]
         weights = balanced_class_weights(counts.tolist())
-    elif isinstance(class_weight, Mapping):
+    else:
         weights = {}
         for key, weight in class_weight.items():
             index = labels.index(key) if key in labels and not isinstance(key, int) else key
             raise_errors(
                 integer_error(f"class_weight key {key!r} (a class index or label name)", index, minimum=0,
-                              maximum=num_classes - 1),
-                number_error(f"class_weight[{key!r}]", weight, minimum=0, exclusive=True),
+                              maximum=num_classes - 1)
             )
             weights[index] = float(weight)
-    else:
-        raise ValueError(
-            f"class_weight must be 'balanced', a dict {{class index or label name: weight}} or None; got "
-            f"{class_weight!r}."
-        )
     return tf.constant([weights.get(index, 1.0) for index in range(num_classes)], dtype="float32")
 
 
@@ -272,14 +295,16 @@ def _resolve(data, model, name) -> tf.data.Dataset | None:
     return data
 
 
-def _pipeline(data, model, strategy, batch_size, batch_size_is_global, name) -> tf.data.Dataset | None:
+def _pipeline(data, model, strategy, distribution: DistributionOptions, name) -> tf.data.Dataset | None:
     data = _resolve(data, model, name)
     if data is None:
         return None
     global_batch = (
         None
-        if batch_size is None
-        else distribute.global_batch_size(batch_size, strategy, per_replica=not batch_size_is_global)
+        if distribution.batch_size is None
+        else distribute.global_batch_size(
+            distribution.batch_size, strategy, per_replica=not distribution.batch_size_is_global
+        )
     )
     return distribute.distribute_dataset(data, strategy, global_batch_size=global_batch)
 
@@ -350,6 +375,9 @@ class _BestWeightsCheckpoint(keras.callbacks.ModelCheckpoint):
     """
 
     def __init__(self, directory: str, monitor: str, resuming: bool):
+        # Made now, race-free: ModelCheckpoint checks then creates it, which fails when another worker creates
+        # the shared checkpoint_dir (as the parent of its worker_<index>/) between the two.
+        os.makedirs(directory, exist_ok=True)
         self._record_path = os.path.join(directory, "best.json")
         self._weights_path = os.path.join(directory, "best.weights.h5")
         record = {}

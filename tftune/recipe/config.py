@@ -10,14 +10,13 @@ import os
 import re
 
 from tftune import data as data_lib
-from tftune import distribute, families, lora, unfreeze
+from tftune import families, lora, unfreeze
 from tftune._validation import (
     choice_error,
     directory_error,
     encoding_error,
     image_size_error,
     integer_error,
-    layer_decay_error,
     max_examples_error,
     model_name_error,
     number_error,
@@ -25,6 +24,7 @@ from tftune._validation import (
     seed_error,
     sequence_length_error,
 )
+from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions, class_weight_errors
 
 _logger = logging.getLogger(__name__)
 
@@ -155,34 +155,41 @@ class RecipeConfig:
             choice_error("task", self.task, TASKS),
             _schedule_error(self.schedule),
             integer_error("epochs", self.epochs, minimum=1),
-            integer_error("batch_size", self.batch_size, minimum=1),
+            None if self.batch_size is not None else "batch_size must be an integer >= 1 (per replica); got None.",
             max_examples_error("max_examples", self.max_examples),
-            None
-            if self.learning_rate is None
-            else number_error("learning_rate", self.learning_rate, minimum=0, maximum=1, exclusive=True),
-            None
-            if self.head_learning_rate is None
-            else number_error("head_learning_rate", self.head_learning_rate, minimum=0, maximum=1, exclusive=True),
+            *OptimizerOptions.errors(
+                **({} if self.learning_rate is None else {"learning_rate": self.learning_rate}),
+                head_learning_rate=self.head_learning_rate,
+                layer_decay=self.layer_decay,
+                warmup_steps=self.warmup_steps,
+            ),
             choice_error("pooling", self.pooling, (None, *families.POOLINGS)),
-            None
-            if isinstance(self.class_weight, dict)
-            else choice_error("class_weight", self.class_weight, (None, "balanced")),
+            *class_weight_errors(self.class_weight),
             number_error("validation_fraction", self.validation_fraction, minimum=0, maximum=1, exclusive=True),
             sequence_length_error("sequence_length", self.sequence_length),
             image_size_error("image_size", self.image_size),
             *(choice_error("augmentation", name, data_lib.AUGMENTATIONS) for name in self.augmentation),
             encoding_error("encoding", self.encoding),
-            layer_decay_error("layer_decay", self.layer_decay),
-            integer_error("warmup_steps", self.warmup_steps, minimum=0),
-            choice_error("strategy", self.strategy, distribute.STRATEGIES),
-            choice_error("precision", self.precision, distribute.PRECISIONS),
+            *DistributionOptions.errors(
+                strategy=self.strategy, tpu=self.tpu, precision=self.precision, batch_size=self.batch_size
+            ),
             seed_error("seed", self.seed),
-            *lora.lora_errors(self.lora_rank, self.lora_alpha),
+            *self._lora_errors(),
             _weights_error(self.weights),
             _backbone_config_error(self.backbone),
             self._schedule_epochs_error(),
             *self._output_errors(),
         ]
+
+    def _lora_errors(self) -> list[str | None]:
+        """`LoraOptions`' rules on `lora_rank` / `lora_alpha`; without `lora_rank` (LoRA off) alpha is refused."""
+        if self.lora_rank is None:
+            return [
+                None
+                if self.lora_alpha is None
+                else f"lora_alpha={self.lora_alpha!r} needs lora_rank too; pass both, or neither."
+            ]
+        return LoraOptions.errors("lora_", rank=self.lora_rank, alpha=self.lora_alpha)
 
     def _schedule_epochs_error(self) -> str | None:
         """A schedule that `epochs` cannot reach: "spread" with one epoch, a stage at or after the last epoch."""
@@ -245,6 +252,35 @@ class RecipeConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return lora.LEARNING_RATE if self.lora_rank is not None else LEARNING_RATES[self.modality]
+
+    def optimizer_options(self) -> OptimizerOptions:
+        """The `tftune.fit` optimizer options this config trains with (its learning rate resolved).
+
+        Example:
+
+        ```python
+        options = tftune.RecipeConfig.for_task("text", layer_decay=0.5).optimizer_options()
+        options.learning_rate, options.head_learning_rate, options.layer_decay  # (5e-05, 0.01, 0.5)
+        ```
+        """
+        return OptimizerOptions(
+            learning_rate=self.resolved_learning_rate(),
+            head_learning_rate=self.head_learning_rate,
+            layer_decay=self.layer_decay,
+            warmup_steps=self.warmup_steps,
+        )
+
+    def lora_options(self) -> LoraOptions | None:
+        """The `tftune.fit` LoRA options of this config: None without `lora_rank`.
+
+        Example:
+
+        ```python
+        config = tftune.RecipeConfig.for_task("text", lora_rank=8, lora_alpha=16)
+        config.lora_options() == tftune.LoraOptions(rank=8, alpha=16)  # True
+        ```
+        """
+        return None if self.lora_rank is None else LoraOptions(self.lora_rank, self.lora_alpha)
 
     def resolved_keep_batchnorm_frozen(self) -> bool:
         """Unset: BatchNorm stays in inference mode when fine-tuning pretrained weights (text backbones have none).

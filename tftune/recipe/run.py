@@ -28,6 +28,7 @@ from tftune import (
 )
 from tftune import data as data_lib
 from tftune._validation import choice_error, raise_errors
+from tftune.options import DistributionOptions
 from tftune.recipe.config import RecipeConfig, check_steps
 from tftune.recipe.data import load_splits, model_spec, prepared_data
 
@@ -100,19 +101,15 @@ def train_on_splits(
         lambda model: pipelines(model).train,
         lambda model: pipelines(model).validation,
         epochs=config.epochs,
-        strategy=strategy,
-        precision=config.precision,
         unfreezing=unfreezing,
-        learning_rate=config.resolved_learning_rate(),
-        head_learning_rate=config.head_learning_rate,
-        layer_decay=config.layer_decay,
-        warmup_steps=config.warmup_steps,
-        class_weight=_class_weight(config, splits),
+        optimization=config.optimizer_options(),
+        # The pipelines come batched (`config.batch_size` per replica) for the strategy resolved from the config.
+        distribution=DistributionOptions(strategy=strategy, precision=config.precision),
+        lora=config.lora_options(),
         checkpoint_dir=checkpoint_dir,
+        class_weight=_class_weight(config, splits),
         callbacks=list(callbacks),
         verbose=progress_verbosity(),
-        lora_rank=config.lora_rank,
-        lora_alpha=config.lora_alpha,
     )
     return Training(
         result, spec, unfreezing, pipelines(result.model).validation, global_batch, time.time() - started

@@ -9,14 +9,12 @@ from tftune._validation import layer_decay_error, number_error, raise_errors
 from tftune.distribute import use_all_replicas_loss_scaling
 from tftune.families import HEAD
 from tftune.lora import restrict_to_adapters
+from tftune.options import OPTIMIZERS, optimizer_error
 from tftune.schedules import WarmupDecay, schedule_errors
 from tftune.unfreeze.groups import layer_groups, trainable_state
 
-_OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
 # Per-group optimizers are named after their group: "group_<group name>".
 _GROUP_OPTIMIZER_PREFIX = "group_"
-# Settings that would act per group instead of over the whole model.
-_PER_GROUP_ONLY = ("global_clipnorm", "use_ema", "gradient_accumulation_steps")
 # The attribute of a per-group optimizer holding its WarmupDecay (Keras has no public getter for a schedule).
 # tftune's attributes on Keras objects are named tftune_*: Keras' own never are, and its savers skip a plain value.
 _SCHEDULE_ATTRIBUTE = "tftune_schedule"
@@ -198,20 +196,7 @@ def _trainable_weights_by_group(model: keras.Model, groups) -> dict:
 
 
 def _optimizer_template(optimizer) -> tuple[type, dict]:
-    if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
-        return _OPTIMIZERS[optimizer.lower()], {}
-    if isinstance(optimizer, tuple(_OPTIMIZERS.values())) and not isinstance(
-        optimizer, (keras.optimizers.LossScaleOptimizer, keras.optimizers.MultiOptimizer)
-    ):
-        config = optimizer.get_config()
-        unsupported = [key for key in _PER_GROUP_ONLY if config.get(key) not in (None, False)]
-        if unsupported:
-            raise ValueError(
-                f"compile_for_unfreezing gives each layer group its own optimizer, so {unsupported} would act "
-                f"per group, not over the model. Create the optimizer without them."
-            )
-        return type(optimizer), config
-    raise ValueError(
-        f"compile_for_unfreezing supports the optimizers {sorted(_OPTIMIZERS)} (names or keras instances), "
-        f"whose update is proportional to the learning rate so a per-group rate is exact; got {optimizer!r}."
-    )
+    raise_errors(optimizer_error("optimizer", optimizer))
+    if isinstance(optimizer, str):
+        return OPTIMIZERS[optimizer.lower()], {}
+    return type(optimizer), optimizer.get_config()
