@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     splits = tftune.load_splits(config)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); tokenize in tf.data.
     strategy = tftune.get_strategy(config.strategy)
-    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy)):
+    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy, config.modality)):
         model = tftune.build_text_classifier(config.resolved_backbone(), len(splits.label_names),
                                              labels=splits.label_names, sequence_length=config.sequence_length)
     data = model.prepared_data(splits, tftune.global_batch_size(config.batch_size, strategy), seed=config.seed)

@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     splits = tftune.load_splits(config)
     # 2. Build inside the strategy's scope, in its precision (mixed on GPU / TPU); resize in tf.data.
     strategy = tftune.get_strategy(config.strategy)
-    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy)):
+    with strategy.scope(), tftune.precision_scope(tftune.precision_policy(config.precision, strategy, config.modality)):
         model = tftune.build_image_classifier(config.resolved_backbone(), len(splits.label_names),
                                               labels=splits.label_names, image_size=config.image_size,
                                               weights=config.weights)

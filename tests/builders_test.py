@@ -153,6 +153,19 @@ def test_frozen_batchnorm_runs_in_inference_mode(image_classifier, random_images
             weight.assign(value)
 
 
+def test_calling_an_image_classifier_without_training_is_inference(image_classifier, random_images):
+    # Keras' Resizing defaults to training=True, and a layer's resolved `training` passes on to the layers after it.
+    moving_means = [weight.numpy().copy() for weight in image_classifier.backbone.non_trainable_weights]
+    try:
+        called = image_classifier(random_images)
+        for weight, value in zip(image_classifier.backbone.non_trainable_weights, moving_means, strict=True):
+            np.testing.assert_array_equal(weight.numpy(), value, err_msg=weight.path)
+        np.testing.assert_allclose(called, image_classifier(random_images, training=False), atol=1e-6)
+    finally:
+        for weight, value in zip(image_classifier.backbone.non_trainable_weights, moving_means, strict=True):
+            weight.assign(value)
+
+
 @pytest.mark.slow
 def test_keras_file_round_trip(text_classifier, image_classifier, random_images, tmp_path):
     texts = ["an absolute triumph", "two hours I will never get back"]

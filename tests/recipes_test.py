@@ -62,6 +62,11 @@ def test_bert_recipes_train_save_report_and_export(tiny_bert_preset, tmp_path, c
     assert sorted(metrics["per_class"]) == sorted(model.labels) and metrics["examples"] == 6
     assert metrics["config"]["backbone"] == tiny_bert_preset and metrics["config"]["variant"] == "three_class"
     assert model.sequence_length == 16 and metrics["config"]["unfreezing_schedule"] == "head_first"
+    # precision "auto" trains text in bfloat16 on a CPU with bfloat16 instructions (this one and CI's have AMX);
+    # what the run saves, evaluates and exports computes in float32.
+    bfloat16_cpu = tftune.precision.cpu_bfloat16_flags(tftune.precision.read_cpuinfo())
+    assert metrics["precision"].startswith("mixed_bfloat16 (auto: a text model" if bfloat16_cpu else "float32 (auto")
+    assert model.dtype_policy.name == "float32"
     # "head_first": the head alone for half of the first epoch, so every weight trains by the end of each epoch.
     assert metrics["history"]["trainable_params"] == [model.count_params()] * 2
     # metrics.json describes the saved model: re-evaluating it on the same validation split gives the same numbers.

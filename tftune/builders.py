@@ -209,6 +209,10 @@ class ModelSpec:
         if self.kind not in kinds:
             raise ValueError(f"ModelSpec.kind must be one of {sorted(kinds)}; got {self.kind!r}.")
 
+    @property
+    def modality(self) -> Modality:
+        """The modality `kind` names (TEXT or IMAGE)."""
+        return next(modality for modality in _BUILDERS if modality.name == self.kind)
+
     def build(self) -> keras.Model:
-        modality = next(modality for modality in _BUILDERS if modality.name == self.kind)
-        return _BUILDERS[modality](self.backbone, self.num_classes, **dict(self.options))
+        return _BUILDERS[self.modality](self.backbone, self.num_classes, **dict(self.options))

@@ -44,9 +44,11 @@ class _Classifier(keras.Model):
         self.built = True
 
     def compile_from_config(self, config):
-        super().compile_from_config(config)
-        # `load_model` compiles a rebuilt model, whose auto-named layers may have other variable paths.
+        # Keras' own builds the optimizer at once, before the routes (keyed by the saved model's variable paths) are
+        # re-keyed: a rebuilt model's auto-named layers (MiT, MobileNetV5) may have other paths.
+        self.compile(**keras.saving.deserialize_keras_object(config))
         route_group_optimizers(self)
+        self.optimizer.build(self.trainable_variables)
 
     @property
     def family(self):
@@ -246,7 +248,9 @@ class ImageClassifier(_Classifier):
         self.scale, self.offset, self.reverse_channels = scale, offset, reverse_channels
         self.resizing = dict(resizing or {})
         images = keras.Input(shape=(None, None, 3), dtype="float32", name=IMAGE_INPUT)
-        x = keras.layers.Resizing(*self.image_size, name="resize", **self.resizing)(images)
+        # Resizing defaults to training=True, and Keras passes that on to the layers after it: when the model is called
+        # without `training`, the backbone (dropout, BatchNorm statistics) would train.
+        x = keras.layers.Resizing(*self.image_size, name="resize", **self.resizing)(images, training=False)
         if reverse_channels:
             x = ReverseChannels(name="rgb_to_bgr")(x)
         x = keras.layers.Rescaling(scale, offset, name="normalize")(x)

@@ -21,9 +21,6 @@ import tensorflow as tf
 
 from tftune._keras_private import nested_layers
 
-# Precision moved to tftune.precision; tftune.train and tftune.recipe still call these three as `distribute.*`.
-from tftune.precision import PRECISIONS, precision_policy, precision_scope  # noqa: F401
-
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")

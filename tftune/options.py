@@ -32,7 +32,8 @@ from tftune._validation import (
     number_error,
     raise_errors,
 )
-from tftune.distribute import PRECISIONS, STRATEGIES
+from tftune.distribute import STRATEGIES
+from tftune.precision import PRECISIONS
 
 # The optimizers a per-group rate is exact for: their update is proportional to the learning rate.
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
+from tftune.distribute import device_kind
 from tftune.families import TEXT, Modality
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,6 @@ def precision_policy(precision: str, strategy: tf.distribute.Strategy, modality:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}.")
     policy = precision
     if precision == "auto":
-        # Imported here: tftune.distribute imports this module (it re-exports three names for train.py / recipe).
-        from tftune.distribute import device_kind
-
         device = device_kind(strategy)
         bfloat16_cpu = device == "CPU" and modality in BFLOAT16_CPU_MODALITIES and cpu_bfloat16_flags(read_cpuinfo())
         policy = "mixed_bfloat16" if bfloat16_cpu else _PRECISION_BY_DEVICE[device]
@@ -153,3 +151,57 @@ def precision_scope(policy: str) -> Iterator[str]:
         yield policy
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """`model` if it computes in float32, else the same architecture under float32 with its trained weights.
+
+    What leaves a mixed-precision run: the saved `.keras` file, the report's
+    evaluation and every export compute in float32, so they agree with each
+    other on any machine (the master weights of a mixed policy are float32
+    already). LiteRT and ONNX cannot take a `mixed_bfloat16` graph at all
+    (Flex-only ops, or a file onnxruntime rejects).
+
+    Example:
+
+    ```python
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
+    keras.mixed_precision.set_global_policy("float32")
+    tftune.precision.float32_copy(model).dtype_policy.name  # 'float32'
+    ```
+    """
+    if model.dtype_policy.compute_dtype == "float32":
+        return model
+    return uncompiled_copy(model, float32=True)
+
+
+def uncompiled_copy(model: keras.Model, *, float32: bool = False) -> keras.Model:
+    """The same classifier (architecture, labels, weights) without optimizer; `float32=True`: in float32.
+
+    Example:
+
+    ```python
+    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tftune.precision.uncompiled_copy(model).labels  # ['rotten', 'fresh']
+    ```
+    """
+    config = model.get_config()
+    if float32:
+        config = _float32_policies(config)
+    if "preprocessor" in config:
+        config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
+    copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_policies(config):
+    """A serialized Keras config with every mixed-precision DTypePolicy replaced by float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and str(config["config"]["name"]).startswith("mixed_"):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    return config

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftune import _plotting
-from tftune.precision import describe_precision
+from tftune.precision import describe_precision, float32_copy
 
 _logger = logging.getLogger(__name__)
 
@@ -219,7 +219,9 @@ def write_report(
     serializable); `wall_time` (seconds) and `examples_per_second` describe
     training. The model's precision (dtype policy) is given with why it was
     chosen (`config["precision"]`, what was asked for: see
-    `tftune.precision.describe_precision`). Non-finite numbers are written as `null`.
+    `tftune.precision.describe_precision`); a mixed-precision model is
+    evaluated as it is saved and exported, in float32 (`float32_copy`).
+    Non-finite numbers are written as `null`.
 
     Example:
 
@@ -240,7 +242,9 @@ def write_report(
     epochs = max((len(values) for values in history.values()), default=0)
     boundaries = _check_boundaries(unfreezing_boundaries, epochs)
     unfreezing_stages = _check_unfreezing_stages(unfreezing_stages)
-    evaluation = evaluate_classifier(model, validation_data, label_names)
+    # A mixed-precision model is evaluated as it is saved and exported: in float32.
+    evaluated = float32_copy(model) if isinstance(model, keras.Model) else model
+    evaluation = evaluate_classifier(evaluated, validation_data, label_names)
     metrics = {
         **evaluation,
         "label_names": label_names,

@@ -19,6 +19,7 @@ from tftune._validation import boolean_error, integer_error, raise_errors
 from tftune.builders import ModelSpec
 from tftune.lora import LoraCheckpoint, enable_lora
 from tftune.options import DistributionOptions, LoraOptions, OptimizerOptions, class_weight_errors
+from tftune.precision import precision_policy, precision_scope
 from tftune.unfreeze import GradualUnfreezing, compile_for_unfreezing
 
 _logger = logging.getLogger(__name__)
@@ -209,12 +210,12 @@ def _model_in_scope(model, strategy: tf.distribute.Strategy, precision: str) -> 
     if isinstance(model, Mapping):
         model = ModelSpec(**model)
     if isinstance(model, ModelSpec):
-        policy = distribute.precision_policy(precision, strategy)
-        with strategy.scope(), distribute.precision_scope(policy):
+        policy = precision_policy(precision, strategy, model.modality)
+        with strategy.scope(), precision_scope(policy):
             return model.build()
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, a tftune.ModelSpec or a dict of its fields; got {model!r}.")
-    if precision != "auto" and distribute.precision_policy(precision, strategy) != model.dtype_policy.name:
+    if precision != "auto" and precision_policy(precision, strategy) != model.dtype_policy.name:
         raise ValueError(
             f"precision={precision!r} but the model was built with the {model.dtype_policy.name!r} policy. "
             f"Pass a ModelSpec so tftune builds it under the policy, or precision='auto' to keep the model's."

@@ -135,8 +135,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, task_flag: bool) ->
     training.add_argument("--strategy", help=f"{', '.join(distribute.STRATEGIES)} (default auto)")
     training.add_argument(
         "--precision",
-        help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU, float32 on CPU), "
-        "float32, mixed_float16, mixed_bfloat16",
+        help="auto (default: mixed_float16 on GPU, mixed_bfloat16 on TPU and for text on CPUs with AMX-BF16 / "
+        "AVX512-BF16, else float32), float32, mixed_float16, mixed_bfloat16",
     )
     training.add_argument("--seed", type=_number, help="default 0")
     training.add_argument(

@@ -35,7 +35,6 @@ from tftune.export.formats import (
     QUANTIZATIONS,
     FormatExportResult,
     export_model,
-    float32_copy,
 )
 from tftune.export.model_file import load_keras_model
 from tftune.export.publishing import ExportResult, export_from_file, export_saved_model
@@ -77,7 +76,6 @@ __all__ = [
     "export_from_file",
     "export_model",
     "export_saved_model",
-    "float32_copy",
     "load_keras_model",
     "load_serving_model",
     "predict_from_saved_model",

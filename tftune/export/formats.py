@@ -83,6 +83,7 @@ from tftune.export.publishing import (
 )
 from tftune.export.runtimes import CONVERTERS, QUANTIZATION_METHODS, load_runtime, runtime_versions
 from tftune.export.verification import MODALITIES, accuracy_evaluation, parity_check
+from tftune.precision import float32_copy
 
 _logger = logging.getLogger(__name__)
 
@@ -279,40 +280,6 @@ def export_model(
     result = FormatExportResult(target, name, version, format, precision, metadata)
     _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, metadata["export_seconds"])
     return result
-
-
-def float32_copy(model: keras.Model) -> keras.Model:
-    """`model` if it computes in float32, else the same architecture under float32 with its trained weights.
-
-    LiteRT and ONNX cannot take a `mixed_bfloat16` graph (Flex-only ops, or a
-    file onnxruntime rejects) and need float32 for their own quantization.
-
-    Example:
-
-    ```python
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
-    keras.mixed_precision.set_global_policy("float32")
-    tftune.export.float32_copy(model).dtype_policy.name  # 'float32'
-    ```
-    """
-    if model.dtype_policy.compute_dtype == "float32":
-        return model
-    config = _float32_policies(keras.saving.serialize_keras_object(model))
-    copy = keras.saving.deserialize_keras_object(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _float32_policies(config):
-    """A serialized Keras config with every mixed-precision DTypePolicy replaced by float32."""
-    if isinstance(config, dict):
-        if config.get("class_name") == "DTypePolicy" and str(config["config"]["name"]).startswith("mixed_"):
-            return {**config, "config": {**config["config"], "name": "float32"}}
-        return {key: _float32_policies(value) for key, value in config.items()}
-    if isinstance(config, list):
-        return [_float32_policies(value) for value in config]
-    return config
 
 
 def _saved_model_options_error(quantize, validation_data, force, tolerance) -> str | None:

@@ -41,13 +41,12 @@ from tftune.export.model_file import classifier_error, load_keras_model
 from tftune.export.signatures import MODALITIES, SERVING_DEFAULT, decode_image, save_serving_model
 from tftune.families import IMAGE, TEXT
 from tftune.lora import merged_adapters
+from tftune.precision import float32_copy
 
 _logger = logging.getLogger(__name__)
 
-_FLOAT32_TOLERANCE = 1e-5
-# float16 / bfloat16 compute: the reloaded graph runs the same ops, but fused
-# kernels may round differently (measured here: identical on CPU).
-_MIXED_PRECISION_TOLERANCE = 1e-3
+# Every export computes in float32 (a mixed-precision model goes through `float32_copy`).
+_RELOAD_TOLERANCE = 1e-5
 # Model names end up in paths, models.config (a text proto) and shell commands.
 # Write failures that mean "no room": a full disk, a quota, a file size limit.
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -142,7 +141,7 @@ def export_saved_model(
         warmup_examples_error(model.modality, warmup_examples),
     )
     labels = [str(label) for label in model.labels]
-    model = merged_adapters(model)
+    model = float32_copy(merged_adapters(model))  # LoRA merged; a mixed-precision model computes in float32
     examples = resolved_warmup_examples(model, warmup_examples)
     model_dir = os.path.join(writable_dir(base_dir), name)
     os.makedirs(model_dir, exist_ok=True)
@@ -347,12 +346,11 @@ def _verify_reload(export_dir: str, model, examples: list) -> None:
     # uses the primary replica's variables.
     expected = np.asarray(check.keras_probabilities(model, examples), dtype="float32")
     difference = float(np.max(np.abs(np.asarray(served["probabilities"], dtype="float32") - expected)))
-    tolerance = _FLOAT32_TOLERANCE if model.dtype_policy.compute_dtype == "float32" else _MIXED_PRECISION_TOLERANCE
     expected_labels = [str(model.labels[index]) for index in np.argmax(expected, axis=-1)]
-    if difference > tolerance or served["label"] != expected_labels:
+    if difference > _RELOAD_TOLERANCE or served["label"] != expected_labels:
         raise RuntimeError(
             f"The reloaded SavedModel disagrees with the Keras model: max |probability difference| "
-            f"{difference:.3g} (tolerance {tolerance}), served labels {served['label']}, Keras labels "
+            f"{difference:.3g} (tolerance {_RELOAD_TOLERANCE}), served labels {served['label']}, Keras labels "
             f"{expected_labels}; nothing was published."
         )
 

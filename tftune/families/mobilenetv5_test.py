@@ -1,7 +1,10 @@
+import keras
 import keras_hub
+import numpy as np
 
 from tftune.families import mobilenetv5
 from tftune.families.testing import FamilyCase, run_family_test
+from tftune.unfreeze import compile_for_unfreezing
 
 
 def tiny_mobilenetv5(directory: str) -> None:
@@ -42,3 +45,16 @@ CASE = FamilyCase(
 def test_family(tmp_path):
     model = run_family_test(CASE, tmp_path)
     assert [len(group.layers) for group in model.layer_groups[:-1]] == [1, 1, 3]  # msfa joins the last stage
+
+
+def test_a_compiled_model_reloads_its_optimizer_state(tmp_path):
+    # load_model rebuilds the auto-named blocks under other names: the optimizer's routes and state must follow.
+    model = CASE.build(CASE.preset(str(tmp_path / "preset")))
+    compile_for_unfreezing(model, "adam", 1e-3)
+    for index, variable in enumerate(model.optimizer.variables):  # state that tells every variable apart
+        variable.assign(np.full(variable.shape, index + 1, variable.dtype))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert [weight.path for weight in loaded.weights] != [weight.path for weight in model.weights]
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=restored.path)

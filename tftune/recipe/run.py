@@ -29,6 +29,7 @@ from tftune import (
 from tftune import data as data_lib
 from tftune._validation import choice_error, raise_errors
 from tftune.options import DistributionOptions
+from tftune.precision import precision_policy, precision_scope, uncompiled_copy
 from tftune.recipe.config import RecipeConfig, check_steps
 from tftune.recipe.data import load_splits, model_spec, prepared_data
 
@@ -222,7 +223,7 @@ def sweep_learning_rate(
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.get_strategy(config.strategy, tpu=config.tpu)
     splits = load_splits(config)
-    with strategy.scope(), distribute.precision_scope(distribute.precision_policy(config.precision, strategy)):
+    with strategy.scope(), precision_scope(precision_policy(config.precision, strategy, config.modality)):
         model = model_spec(config, splits.label_names).build()
     if stage == "head":
         unfreeze.freeze(model)
@@ -255,13 +256,8 @@ def save_model(model: keras.Model, path: str) -> str:
     keras.models.load_model(path).labels  # ['rotten', 'fresh']
     ```
     """
-    model = lora.merged_adapters(model)  # LoRA: adapters merged into the kernels, a plain model of the same function
-    config = model.get_config()
-    if "preprocessor" in config:
-        config["preprocessor"] = model.preprocessor  # its vocabulary is an asset, not part of the config
-    uncompiled = type(model).from_config(config)
-    uncompiled.set_weights(model.get_weights())
-    uncompiled.save(path)
+    # LoRA: adapters merged into the kernels, a plain model of the same function; mixed precision: float32.
+    uncompiled_copy(lora.merged_adapters(model), float32=True).save(path)
     return path
 
 
