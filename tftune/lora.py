@@ -23,7 +23,7 @@ Example:
 ```python
 model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
 adapted = tftune.enable_lora(model, rank=4)
-len(adapted)  # 12: query and value of each of MiniLM's 6 layers
+len(adapted) == 2 * model.backbone.num_layers  # True: query and value of every layer (MiniLM: 12 of 6)
 ```
 """
 

@@ -7,7 +7,8 @@ Example:
 
 ```python
 resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
-[group.name for group in resolved.layer_groups][-2:]  # ['encoder_5', 'pooler']
+names = [group.name for group in resolved.layer_groups]
+names[0], names[-2] == f"encoder_{resolved.model.num_layers - 1}", names[-1]  # ('embeddings', True, 'pooler')
 ```
 """
 

@@ -85,7 +85,7 @@ def train_on_splits(
     Example:
 
     ```python
-    config = tftune.RecipeConfig.for_task("image", max_examples=24, epochs=1, image_size=(32, 32))
+    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=24, epochs=1, sequence_length=16)
     splits = tftune.recipe.load_splits(config)
     training = tftune.recipe.train_on_splits(config, splits, tftune.get_strategy("cpu"))
     training.fit.model.labels == splits.label_names  # True
@@ -130,8 +130,8 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     Example:
 
     ```python
-    config = tftune.RecipeConfig.for_task("text", max_examples=40, epochs=1, schedule="head_only",
-                                          sequence_length=16, output_dir="run", export_dir="saved_models")
+    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=40, epochs=1, sequence_length=16,
+                                          output_dir="run", export_dir="saved_models")
     result = tftune.run_recipe(config)
     result.model_path, result.export.path  # ('run/model.keras', 'saved_models/rotten_tomatoes_text/1')
     ```
@@ -213,7 +213,8 @@ def sweep_learning_rate(
 
     ```python
     import tempfile
-    config = tftune.RecipeConfig.for_task("image", max_examples=64, output_dir=tempfile.mkdtemp())
+    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=64, sequence_length=16,
+                                          output_dir=tempfile.mkdtemp())
     sweep = tftune.recipe.sweep_learning_rate(config, steps=10)
     sweep.plot_path.endswith("lr_find_head.png")  # True
     ```

@@ -70,7 +70,8 @@ class GradualUnfreezing(keras.callbacks.Callback):
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 4))
     unfreezing = tftune.GradualUnfreezing({0: 0, 1: 1})  # head only, then also the top encoder layer
     history = model.fit(features, np.array([1, 0] * 4), batch_size=4, epochs=2, callbacks=[unfreezing])
-    history.history["trainable_params"]  # [770, 1775234]
+    head, top = model.layer_groups[-1].count_params(), model.layer_groups[-2].count_params()
+    history.history["trainable_params"] == [head, head + top]  # True (MiniLM: [770, 1775234])
     ```
     """
 
