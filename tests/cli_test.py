@@ -414,7 +414,9 @@ def test_bad_transfer_options_are_one_line(capsys):
                                 "--head-learning-rate", "-1"])
     assert "3 invalid options" in line
     assert "--pooling must be one of None, 'cls', 'mean', 'max'; got 'sum'" in line
-    assert "--class-weight must be one of None, 'balanced'; got 'inverse'" in line
+    assert "--class-weight must be 'balanced', a dict {class index or label name: weight} or None; got 'inverse'" in (
+        line
+    )
     assert "--head-learning-rate must be a number in (0, 1); got -1" in line
 
 

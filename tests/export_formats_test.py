@@ -173,7 +173,7 @@ def test_mixed_bfloat16_model_exports_a_float32_copy(small_resnet_preset, images
         model = tftune.build_image_classifier(small_resnet_preset, 3, image_size=(32, 32), labels=IMAGE_LABELS)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    copy = tftune.precision.float32_copy(model)
+    copy = tftune.saving.float32_copy(model)
     assert copy is not model and copy.dtype_policy.name == "float32"
     assert {layer.dtype_policy.name for layer in copy.backbone.layers} == {"float32"}
     for trained, copied in zip(model.get_weights(), copy.get_weights(), strict=True):

@@ -63,7 +63,7 @@ def test_model_trained_under_mirrored_strategy_serves_like_keras(served, mirrore
 @pytest.mark.slow
 def test_mixed_precision_model_exports_float32_outputs(served, mixed_precision_model, exports):
     # The export computes in float32: the trained weights in a float32 copy of the model.
-    expected = keras_image_probabilities(tftune.precision.float32_copy(mixed_precision_model), image_bytes())
+    expected = keras_image_probabilities(tftune.saving.float32_copy(mixed_precision_model), image_bytes())
     _assert_matches(served["mixed"], expected, IMAGE_LABELS)
     outputs = exports["mixed"].signatures["serving_default"]["outputs"]
     assert outputs["probabilities"] == {"dtype": "float32", "shape": [None, 3]}

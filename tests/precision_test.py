@@ -95,7 +95,7 @@ def test_bfloat16_model_saved_model_serves_float32_probabilities(bfloat16_run, t
     served = tftune.load_serving_model(exported.path).predict_probabilities(texts)
     assert served.dtype == np.float32
     # The export computes in float32: the trained weights in a float32 copy of the model.
-    in_float32 = tftune.precision.float32_copy(result.model)
+    in_float32 = tftune.saving.float32_copy(result.model)
     np.testing.assert_allclose(served, in_float32.predict(in_float32.preprocessor(tf.constant(texts)), verbose=0),
                                atol=1e-6)
 
@@ -112,5 +112,5 @@ def test_report_states_the_precision_and_why(bfloat16_run, tmp_path):
     without_config = tftune.write_report(tmp_path, model, validation)
     assert without_config.metrics["precision"] == "mixed_bfloat16 (the model's dtype policy)"
     # The report evaluates the model as it is saved and exported: in float32.
-    in_float32 = tftune.evaluate_classifier(tftune.precision.float32_copy(model), validation)
+    in_float32 = tftune.evaluate_classifier(tftune.saving.float32_copy(model), validation)
     assert written.metrics["loss"] == in_float32["loss"] != tftune.evaluate_classifier(model, validation)["loss"]

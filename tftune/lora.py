@@ -45,8 +45,9 @@ from tftune.options import LoraOptions
 _ADAPTERS = ("lora_kernel_a", "lora_kernel_b")
 # Adapters start from zero and are few: they want about 10x full fine-tuning's rate (LoRA paper, GLUE on BERT-base).
 LEARNING_RATE = 2e-3
-# How far a merged kernel (float32, saved by Keras) may be from base + alpha / rank * A @ B of the same epoch.
-_MERGE_TOLERANCE = 1e-4
+# How far a merged kernel (saved by Keras) may be from base + alpha / rank * A @ B of the same epoch: float32, and
+# mixed precision, where Keras merges in the compute dtype (bfloat16 keeps 8 significant bits; measured 1.2e-4).
+_MERGE_TOLERANCES = {"float32": 1e-4, "bfloat16": 2e-3, "float16": 2e-3}
 _logger = logging.getLogger(__name__)
 
 
@@ -297,7 +298,7 @@ class LoraCheckpoint(keras.callbacks.Callback):
 
         mismatches = {candidate: mismatch(candidate) for candidate in self._adapters_paths()}
         best = min(mismatches, key=mismatches.get)
-        if mismatches[best] > _MERGE_TOLERANCE:
+        if mismatches[best] > _MERGE_TOLERANCES[self.model.dtype_policy.compute_dtype]:
             raise RuntimeError(
                 f"None of the LoRA adapters in {self.directory!r} ({sorted(mismatches)}) matches the restored backup "
                 f"(closest differs by {mismatches[best]:.3g}); the checkpoint directory was changed by hand. Delete "

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tftune import _plotting
-from tftune.precision import describe_precision, float32_copy
+from tftune.precision import describe_precision
+from tftune.saving import float32_copy
 
 _logger = logging.getLogger(__name__)
 

@@ -83,7 +83,7 @@ from tftune.export.publishing import (
 )
 from tftune.export.runtimes import CONVERTERS, QUANTIZATION_METHODS, load_runtime, runtime_versions
 from tftune.export.verification import MODALITIES, accuracy_evaluation, parity_check
-from tftune.precision import float32_copy
+from tftune.saving import float32_copy
 
 _logger = logging.getLogger(__name__)
 

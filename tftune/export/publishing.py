@@ -41,7 +41,7 @@ from tftune.export.model_file import classifier_error, load_keras_model
 from tftune.export.signatures import MODALITIES, SERVING_DEFAULT, decode_image, save_serving_model
 from tftune.families import IMAGE, TEXT
 from tftune.lora import merged_adapters
-from tftune.precision import float32_copy
+from tftune.saving import float32_copy
 
 _logger = logging.getLogger(__name__)
 

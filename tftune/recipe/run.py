@@ -29,9 +29,10 @@ from tftune import (
 from tftune import data as data_lib
 from tftune._validation import choice_error, raise_errors
 from tftune.options import DistributionOptions
-from tftune.precision import precision_policy, precision_scope, uncompiled_copy
+from tftune.precision import precision_policy, precision_scope
 from tftune.recipe.config import RecipeConfig, check_steps
 from tftune.recipe.data import load_splits, model_spec, prepared_data
+from tftune.saving import uncompiled_copy
 
 _logger = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def save_model(model: keras.Model, path: str) -> str:
     ```
     """
     # LoRA: adapters merged into the kernels, a plain model of the same function; mixed precision: float32.
-    uncompiled_copy(lora.merged_adapters(model), float32=True).save(path)
+    uncompiled_copy(model, float32=True).save(path)
     return path
 
 
