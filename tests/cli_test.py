@@ -387,7 +387,9 @@ def test_image_train_killed_mid_epoch_resumes_in_its_epoch_and_stage_then_evalua
     assert cli.main(["evaluate", str(saved_models / "digits" / "1"), test_dir, "--output-dir", served_dir]) == 0
     served = _metrics(tmp_path / "served")
     assert served["examples"] == 200
-    assert served["accuracy"] == pytest.approx(tested["accuracy"], abs=0.02)  # same pixels, resized without rounding
+    # Serving resizes and rounds the decoded pixels as the training pipeline does: the same predictions.
+    assert served["confusion_matrix"] == tested["confusion_matrix"]
+    assert served["loss"] == pytest.approx(tested["loss"], abs=1e-4)
 
 
 def test_transfer_options_from_flags_and_config_file(tmp_path):

@@ -107,12 +107,14 @@ def decoded(encoded):
 
 
 def keras_image_probabilities(model, encoded):
-    # A direct call, not predict_on_batch: on a model built under a 2-replica
+    # The pixels training sees: resized like the model's Resizing layer, rounded to whole 0..255 values (the training
+    # pipelines cache uint8). A direct call, not predict_on_batch: on a model built under a 2-replica
     # MirroredStrategy, predict_on_batch runs the batch on both replicas (2x
     # the rows), and after fit the replicas' BatchNorm moving statistics differ
     # (measured with Keras 3.15). A direct call and the SavedModel both use the
     # primary replica's variables.
-    return model(np.stack([decoded(item) for item in encoded]), training=False).numpy()
+    images = [tftune.families.resize_image(decoded(item), model.image_size, model.resizing) for item in encoded]
+    return model(np.stack(images), training=False).numpy()
 
 
 def keras_text_probabilities(model, texts):

@@ -40,10 +40,10 @@ def test_every_family_has_a_case():
 def _expected(case, model, preset):
     if case.is_text:
         return model(model.preprocessor(tf.constant(testing.TEXTS)), training=False).numpy()
-    # The checkpoint's own converter resizes (not tftune's code): what training on keras-hub would see.
+    # The checkpoint's own converter resizes (not tftune's code), and training caches whole 0..255 values (uint8).
     converter = keras_hub.layers.ImageConverter.from_preset(preset)
     resize = converter.resizing if converter is not None else keras.layers.Resizing(*model.image_size, **model.resizing)
-    images = [resize(decoded(item)).numpy() for item in image_bytes()]
+    images = [np.clip(np.round(resize(decoded(item)).numpy()), 0, 255) for item in image_bytes()]
     return np.concatenate([model(image[None], training=False).numpy() for image in images])
 
 

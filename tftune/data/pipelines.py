@@ -248,8 +248,7 @@ def _augmentation_layers(augmentation, height: int, width: int, seed: int):
 
 
 def _resize(image: tf.Tensor, size, resizing: Mapping) -> tf.Tensor:
-    resized = resize_image(tf.cast(image, "float32"), size, resizing)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), "uint8")
+    return tf.cast(resize_image(tf.cast(image, "float32"), size, resizing), "uint8")
 
 
 def _check_splits(splits, kind: str) -> None:

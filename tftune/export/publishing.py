@@ -373,8 +373,9 @@ def _text_probabilities(model, examples: list[str]):
 
 
 def _image_probabilities(model, examples: list[bytes]):
-    """The Keras model's probabilities on encoded images, each decoded at its own size."""
-    return np.concatenate([model(decode_image(example)[None], training=False) for example in examples])
+    """The Keras model's probabilities on encoded images, each decoded and resized as training resizes."""
+    decoded = [decode_image(example, model.image_size, model.resizing) for example in examples]
+    return np.concatenate([model(image[None], training=False) for image in decoded])
 
 
 # Per modality: what the reload check does.

@@ -114,8 +114,9 @@ def decode_image(image_bytes, image_size=None, resizing=None) -> tf.Tensor:
     """JPEG / PNG / BMP / GIF bytes -> float32 RGB; resized when `image_size` is given.
 
     The resize is the model's own (its Resizing layer's options: crop to aspect
-    ratio, interpolation, antialias) on the image at its native size, so the
-    model's resize is then the identity and bytes give what Keras gives on the image.
+    ratio, interpolation, antialias) on the image at its native size, rounded
+    as the training pipelines round (`resize_image`), so the model's resize is
+    then the identity and bytes give the pixels training gave.
     """
     image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), tf.float32)
     return image if image_size is None else resize_image(image, image_size, resizing or {})
@@ -156,7 +157,7 @@ def _image_signatures(module: _ServingModule, model) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGE_INPUT)])
     def serve_images(images):
-        return module.outputs(model, images)
+        return module.outputs(model, resize_image(images, (height, width), model.resizing))
 
     return {
         SERVING_DEFAULT: serve_image_bytes.get_concrete_function(),

@@ -187,16 +187,25 @@ def input_image_size(backbone: keras.Model) -> tuple[int, int] | None:
 
 
 def resize_image(image, image_size: Sequence[int], resizing: Mapping):
-    """Resize one `[H, W, 3]` image (or a batch) to `image_size` the way the classifier's `Resizing` layer does.
+    """Resize 0..255 RGB `[H, W, 3]` images (or a batch) to `image_size` as training sees them: float32, whole numbers.
+
+    The resize is the classifier's `Resizing` layer's (crop to aspect ratio,
+    interpolation, antialias); the result is rounded to whole 0..255 values,
+    because the training pipelines cache images as uint8. The serving
+    signatures resize with this same function, so a served image gives the
+    pixels training gave.
 
     Example:
 
     ```python
-    tftune.families.resize_image(np.zeros((40, 70, 3), "float32"), (32, 32), {"crop_to_aspect_ratio": True}).shape
+    image = np.random.RandomState(0).uniform(0, 255, (40, 70, 3)).astype("float32")
+    resized = tftune.families.resize_image(image, (32, 32), {"crop_to_aspect_ratio": True})
+    resized.shape, bool(np.all(np.round(resized) == resized))  # ((32, 32, 3), True)
     ```
     """
     # The op behind Keras' `Resizing` layer: no layer (and no layer state) is created inside a traced serving function.
-    return keras.ops.image.resize(image, tuple(image_size), **resizing)
+    resized = keras.ops.image.resize(image, tuple(image_size), **resizing)
+    return keras.ops.clip(keras.ops.round(resized), 0.0, 255.0)
 
 
 def _plain(value):
