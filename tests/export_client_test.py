@@ -5,7 +5,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_fixtures import IMAGE_LABELS, TEXT_LABELS, decoded, image_bytes, keras_text_probabilities
+from export_fixtures import (
+    IMAGE_LABELS,
+    TEXT_LABELS,
+    decoded,
+    image_bytes,
+    keras_image_probabilities,
+    keras_text_probabilities,
+)
 
 import tftune
 from tftune import cli, export

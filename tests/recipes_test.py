@@ -96,4 +96,6 @@ def test_resnet_recipe_learns_digits_saves_reports_and_exports(small_resnet_pres
     again = tftune.evaluate_classifier(model, tftune.image_pipelines(splits, model.image_size, 32).validation)
     assert again["confusion_matrix"] == metrics["confusion_matrix"]
     digit = tf.cast(tf.io.decode_png(tf.io.read_file(str(digit_path)), channels=3), "float32")
-    _check_served_like_keras(model, saved_model_dir, [str(digit_path)], digit[None])
+    # The pixels training gives the model: resized like its Resizing layer, rounded to whole values.
+    as_trained = tftune.families.resize_image(digit, model.image_size, model.resizing)
+    _check_served_like_keras(model, saved_model_dir, [str(digit_path)], as_trained[None])
