@@ -42,8 +42,9 @@ import numpy as np  # noqa: E402
 from quality import precision_targets  # noqa: E402
 
 import tftune  # noqa: E402
+from tftune.families import offline_text_backbone  # noqa: E402
 from tftune.precision import cpu_bfloat16_flags, precision_policy, precision_scope, read_cpuinfo  # noqa: E402
-from tftune.recipe import RecipeConfig, offline_text_backbone  # noqa: E402
+from tftune.recipe import RecipeConfig  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 

@@ -195,7 +195,7 @@ def run_row(task: Task, row: str, seed: int, precision: str, args: argparse.Name
     options = {"labels": splits.label_names, "weights": config.weights}
     if config.task == "text":
         options.update(sequence_length=config.sequence_length, pooling=config.pooling)
-        backbone = config.backbone or tftune.recipe.offline_text_backbone()
+        backbone = config.backbone or tftune.families.offline_text_backbone()
     else:
         options.update(image_size=config.image_size)
         backbone = config.backbone

@@ -66,8 +66,8 @@ def build_text_classifier(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64, labels=["rotten", "fresh"])
-    max_pooled = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=64, pooling="max")
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=64, labels=["rotten", "fresh"])
+    max_pooled = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=64, pooling="max")
     ```
     """
     labels = _label_names(labels)

@@ -77,7 +77,7 @@ class _Classifier(keras.Model):
         Example:
 
         ```python
-        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+        model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
         model.classify("a fine film") in ("rotten", "fresh")  # True
         ```
         """
@@ -135,7 +135,7 @@ class TextClassifier(_Classifier):
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16, labels=["rotten", "fresh"])
     model.pooling  # 'mean', what the MiniLM checkpoint was trained with
     model(model.preprocessor(["a fine film"])).shape  # (1, 2)
     ```
@@ -184,7 +184,7 @@ class TextClassifier(_Classifier):
         Example:
 
         ```python
-        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
+        model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16)
         splits = tftune.load_text_splits((["good", "bad"] * 10, [1, 0] * 10), validation_fraction=0.5)
         model.prepared_data(splits, 5).steps_per_epoch  # 2
         ```

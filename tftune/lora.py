@@ -21,7 +21,7 @@ adapters" into "changed kernel + zero adapters". tftune:
 Example:
 
 ```python
-model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
 adapted = tftune.enable_lora(model, rank=4)
 len(adapted) == 2 * model.backbone.num_layers  # True: query and value of every layer (MiniLM: 12 of 6)
 ```
@@ -63,7 +63,7 @@ def enable_lora(model: keras.Model, rank: int, alpha: float | None = None) -> li
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.enable_lora(model, rank=8)[:2]  # ['transformer_layer_0/self_attention_layer/value', ...]
     ```
     """
@@ -131,7 +131,7 @@ def save_adapters(model: keras.Model, path: str | os.PathLike) -> str:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.enable_lora(model, rank=4)
     tftune.save_adapters(model, "adapters.weights.h5")
     ```
@@ -162,10 +162,10 @@ def load_adapters(model: keras.Model, path: str | os.PathLike) -> None:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.enable_lora(model, rank=4)
     tftune.save_adapters(model, "adapters.weights.h5")
-    fresh = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    fresh = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.load_adapters(fresh, "adapters.weights.h5")
     ```
     """
@@ -211,7 +211,7 @@ def merged_adapters(model: keras.Model) -> keras.Model:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.enable_lora(model, rank=4)
     tftune.lora.merged_adapters(model).count_params() < model.count_params()  # True
     ```

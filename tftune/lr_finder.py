@@ -118,7 +118,7 @@ def find_learning_rate(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.freeze(model)
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 8))
     data = tf.data.Dataset.from_tensor_slices((features, np.array([1, 0] * 8))).batch(8)

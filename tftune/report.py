@@ -40,9 +40,9 @@ class EvaluationReport:
 
     ```python
     import tempfile
-    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
-    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tokens = model.preprocessor(["a dull film", "a fine film"] * 4)
+    data = tf.data.Dataset.from_tensor_slices((tokens, np.arange(8) % 2)).batch(4)
     report = tftune.write_report(tempfile.mkdtemp(), model, data)
     report.metrics["macro_f1"], report.paths["report_md"]
     ```
@@ -163,11 +163,11 @@ def evaluate_classifier(model, dataset: tf.data.Dataset, label_names: Sequence[s
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None)
-    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16)
+    tokens = model.preprocessor(["a dull film", "a fine film"] * 4)
+    data = tf.data.Dataset.from_tensor_slices((tokens, np.arange(8) % 2)).batch(4)
     metrics = tftune.evaluate_classifier(model, data)
-    metrics["majority_baseline"]["accuracy"]  # 0.5: four images of each class
+    metrics["majority_baseline"]["accuracy"]  # 0.5: four reviews of each class
     ```
     """
     label_names = list(label_names if label_names is not None else model.labels)
@@ -228,12 +228,12 @@ def write_report(
 
     ```python
     import tempfile
-    model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None, labels=["cat", "dog"])
-    images = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 2)).batch(4)
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
+    tokens = model.preprocessor(["a dull film", "a fine film"] * 4)
+    data = tf.data.Dataset.from_tensor_slices((tokens, np.arange(8) % 2)).batch(4)
     history = {"loss": [0.9, 0.7, 0.6], "val_loss": [0.8, 0.7, 0.7], "accuracy": [0.5, 0.6, 0.7]}
     report = tftune.write_report(tempfile.mkdtemp(), model, data, history=history, unfreezing_boundaries=[1, 2],
-                                 config={"epochs": 3}, wall_time=120.0, title="cats and dogs")
+                                 config={"epochs": 3}, wall_time=120.0, title="reviews")
     report.paths["curves_png"], [stage["first_epoch"] for stage in report.metrics["stages"]]  # ..., [0, 1, 2]
     ```
     """

@@ -47,7 +47,7 @@ def uncompiled_copy(model: keras.Model, *, float32: bool = False) -> keras.Model
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.saving.uncompiled_copy(model).labels  # ['rotten', 'fresh']
     ```
     """

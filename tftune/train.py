@@ -107,11 +107,11 @@ def fit(
     Example:
 
     ```python
-    images = np.random.RandomState(0).uniform(0, 255, size=(12, 32, 32, 3)).astype("float32")
-    examples = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2] * 4))
+    texts, labels = ["a fine film", "a dull film", "a film"] * 4, [0, 1, 2] * 4
+    examples = lambda model: tf.data.Dataset.from_tensor_slices((model.preprocessor(texts), labels))
     result = tftune.fit(
-        tftune.ModelSpec("image", "resnet50", 3, options={"image_size": (32, 32), "weights": None}),
-        examples.take(8), examples.skip(8), epochs=1,
+        tftune.ModelSpec("text", text_backbone, 3, options={"sequence_length": 16}),
+        lambda model: examples(model).take(8), lambda model: examples(model).skip(8), epochs=1,
         optimization=tftune.OptimizerOptions(learning_rate=1e-3, warmup_steps=1),
         distribution=tftune.DistributionOptions(strategy="cpu", batch_size=4),
     )

@@ -80,7 +80,7 @@ def text_pipelines(
 
     ```python
     splits = tftune.load_text_splits(tftune.load_rotten_tomatoes().subset(range(0, 12808, 400)), verbose=False)
-    model = tftune.build_text_classifier(bert_dir, len(splits.label_names), labels=splits.label_names)
+    model = tftune.build_text_classifier(text_backbone, len(splits.label_names), labels=splits.label_names)
     data = tftune.text_pipelines(splits, model.preprocessor, batch_size=8)
     ```
     """

@@ -71,7 +71,7 @@ def custom_op_report(saved_model_dir: str | os.PathLike) -> CustomOpReport:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16)
     result = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     report = tftune.custom_op_report(result.path)
     sorted(report.custom_ops)  # ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'RegexSplitWithOffsets']
@@ -131,7 +131,7 @@ def write_models_config(base_dir: str | os.PathLike = "saved_models", serving_ro
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16)
     tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     tftune.write_models_config("saved_models")  # 'saved_models/models.config'
     # docker run -p 8501:8501 -v "$PWD/saved_models:/models" tensorflow/serving \\

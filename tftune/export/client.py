@@ -100,7 +100,7 @@ def load_serving_model(path: str | os.PathLike) -> ServingModel:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     served = tftune.load_serving_model("saved_models/reviews")
     served.kind, served.version, served.labels  # ('text', 1, ['rotten', 'fresh'])
@@ -130,7 +130,7 @@ def check_saved_model_files(saved_model_dir: str) -> None:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     exported = tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     tftune.export.client.check_saved_model_files(exported.path)  # complete: no error
     ```
@@ -166,7 +166,7 @@ def predict_from_saved_model(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.export_saved_model(model, "saved_models", name="reviews", warmup=False, verify=False)
     for prediction in tftune.predict_from_saved_model("saved_models/reviews", ["a fine film", "a dull mess"]):
         print(prediction.label, prediction.probability)  # the untrained head: near 0.5 each

@@ -183,7 +183,7 @@ def export_model(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     result = tftune.export_model(model, "exports", name="reviews", format="onnx")
     result.path  # 'exports/reviews-onnx/1'
     print(result.summary())  # size, max |probability difference| to Keras, accuracy if validation_data

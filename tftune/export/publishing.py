@@ -126,7 +126,7 @@ def export_saved_model(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     result = tftune.export_saved_model(model, "saved_models", name="reviews", verify=False)
     result.path, result.version  # ('saved_models/reviews/1', 1)
     print(result.serving_instructions())
@@ -208,7 +208,7 @@ def export_from_file(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     model.save("reviews.keras")
     tftune.export_from_file("reviews.keras", "saved_models", name="reviews", verify=False).version  # 1
     ```

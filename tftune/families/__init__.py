@@ -19,7 +19,16 @@ from tftune.families.base import (
 )
 from tftune.families.image import IMAGE, ImageFamily, ResolvedImage, resize_image
 from tftune.families.registry import FAMILIES, family_of, get_family, known_backbones, resolve_backbone
-from tftune.families.text import POOLER, POOLINGS, TEXT, ResolvedText, TextFamily, TextPreprocessor, TokenPooling
+from tftune.families.text import (
+    POOLER,
+    POOLINGS,
+    TEXT,
+    ResolvedText,
+    TextFamily,
+    TextPreprocessor,
+    TokenPooling,
+    offline_text_backbone,
+)
 
 __all__ = [
     "FAMILIES",
@@ -46,4 +55,5 @@ __all__ = [
     "read_local_directory",
     "resize_image",
     "resolve_backbone",
+    "offline_text_backbone",
 ]

@@ -40,7 +40,7 @@ class Modality:
     Example:
 
     ```python
-    tftune.build_text_classifier(bert_dir, num_classes=2).modality.name  # 'text'
+    tftune.build_text_classifier(text_backbone, num_classes=2).modality.name  # 'text'
     ```
     """
 
@@ -50,6 +50,8 @@ class Modality:
     tensor_signature: str
     # What a user passes, in words ("strings", "JPEG / PNG bytes").
     raw_noun: str
+    # The backbone a recipe trains when none is given, loadable offline (a spec `resolve_backbone` takes).
+    offline_backbone: Callable[[], str]
 
     def __str__(self) -> str:
         return self.name
@@ -109,7 +111,7 @@ def read_local_directory(path: str) -> LocalDirectory:
     Example:
 
     ```python
-    tftune.families.read_local_directory(bert_dir).source  # 'transformers'
+    tftune.families.read_local_directory(text_backbone).source  # 'transformers'
     ```
     """
     config_path = os.path.join(path, "config.json")

@@ -6,7 +6,7 @@ Groups: `embeddings`, `encoder_0` ... `encoder_{N-1}`, `pooler` (BERT's
 Example:
 
 ```python
-resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
+resolved = tftune.resolve_backbone(text_backbone, sequence_length=16)
 names = [group.name for group in resolved.layer_groups]
 names[0], names[-2] == f"encoder_{resolved.model.num_layers - 1}", names[-1]  # ('embeddings', True, 'pooler')
 ```

@@ -28,7 +28,11 @@ from tftune.families.base import (
     load_component,
 )
 
-IMAGE = Modality(name="image", raw_input="image_bytes", tensor_signature="serve_images", raw_noun="JPEG / PNG bytes")
+# The offline default: keras.applications' ResNet50V2 (its ImageNet weights need a download; random init offline).
+IMAGE = Modality(
+    name="image", raw_input="image_bytes", tensor_signature="serve_images", raw_noun="JPEG / PNG bytes",
+    offline_backbone=lambda: "resnet50v2",
+)
 # ImageNet mean / std on 0..255 inputs, what most keras-hub and timm converters use.
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)

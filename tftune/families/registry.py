@@ -79,7 +79,7 @@ def get_family(spec: str | os.PathLike) -> Family:
     Example:
 
     ```python
-    tftune.families.get_family(bert_dir).name  # 'bert'
+    tftune.families.get_family(text_backbone).name  # 'bert'
     ```
     """
     spec = os.fspath(spec)
@@ -129,7 +129,7 @@ def resolve_backbone(
     Example:
 
     ```python
-    resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
+    resolved = tftune.resolve_backbone(text_backbone, sequence_length=16)
     resolved.preprocessor(["a fine film"])["token_ids"].shape  # (1, 16)
     ```
     """

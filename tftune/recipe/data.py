@@ -109,7 +109,7 @@ def evaluation_data(
     path = f"{tempfile.mkdtemp()}/test.csv"
     with open(path, "w") as file:
         file.write("text,label\\na fine film,fresh\\na dull film,rotten\\n")
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     tftune.evaluate_classifier(model, tftune.recipe.evaluation_data(model, path))["examples"]  # 2
     ```
     """

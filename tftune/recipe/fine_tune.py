@@ -52,7 +52,7 @@ def fine_tune(
 
     ```python
     texts, labels = ["a fine film", "a dull film"] * 8, ["fresh", "rotten"] * 8
-    model = tftune.fine_tune(bert_dir, texts, labels, epochs=1, sequence_length=16, schedule="all")
+    model = tftune.fine_tune(text_backbone, texts, labels, epochs=1, sequence_length=16, schedule="all")
     model.labels, model.classify("a fine film") in model.labels  # (['fresh', 'rotten'], True)
     ```
     """

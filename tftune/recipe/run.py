@@ -86,7 +86,7 @@ def train_on_splits(
     Example:
 
     ```python
-    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=24, epochs=1, sequence_length=16)
+    config = tftune.RecipeConfig.for_task("text", backbone=text_backbone, max_examples=24, epochs=1, sequence_length=16)
     splits = tftune.recipe.load_splits(config)
     training = tftune.recipe.train_on_splits(config, splits, tftune.get_strategy("cpu"))
     training.fit.model.labels == splits.label_names  # True
@@ -131,7 +131,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     Example:
 
     ```python
-    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=40, epochs=1, sequence_length=16,
+    config = tftune.RecipeConfig.for_task("text", backbone=text_backbone, max_examples=40, epochs=1, sequence_length=16,
                                           output_dir="run", export_dir="saved_models")
     result = tftune.run_recipe(config)
     result.model_path, result.export.path  # ('run/model.keras', 'saved_models/rotten_tomatoes_text/1')
@@ -214,7 +214,7 @@ def sweep_learning_rate(
 
     ```python
     import tempfile
-    config = tftune.RecipeConfig.for_task("text", backbone=bert_dir, max_examples=64, sequence_length=16,
+    config = tftune.RecipeConfig.for_task("text", backbone=text_backbone, max_examples=64, sequence_length=16,
                                           output_dir=tempfile.mkdtemp())
     sweep = tftune.recipe.sweep_learning_rate(config, steps=10)
     sweep.plot_path.endswith("lr_find_head.png")  # True
@@ -253,7 +253,7 @@ def save_model(model: keras.Model, path: str) -> str:
 
     ```python
     import tempfile
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=16, labels=["rotten", "fresh"])
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
     path = tftune.recipe.save_model(model, f"{tempfile.mkdtemp()}/model.keras")
     keras.models.load_model(path).labels  # ['rotten', 'fresh']
     ```

@@ -65,7 +65,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6)
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 4))
     unfreezing = tftune.GradualUnfreezing({0: 0, 1: 1})  # head only, then also the top encoder layer

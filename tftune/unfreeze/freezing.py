@@ -22,7 +22,7 @@ def freeze(model: keras.Model) -> None:
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=32)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=32)
     tftune.freeze(model)
     print(tftune.trainable_summary(model))
     ```

@@ -55,7 +55,7 @@ def compile_for_unfreezing(
     Example:
 
     ```python
-    model = tftune.build_text_classifier(bert_dir, num_classes=2, sequence_length=16)
+    model = tftune.build_text_classifier(text_backbone, num_classes=2, sequence_length=16)
     tftune.freeze(model)
     tftune.compile_for_unfreezing(model, "adamw", 1e-4, layer_decay=1 / 2.6, total_steps=500)
     print(tftune.trainable_summary(model))  # group k from the top (head: k=0) at 1e-4 / 2.6**k
