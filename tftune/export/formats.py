@@ -61,9 +61,7 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 
 import keras
 import numpy as np
@@ -75,10 +73,7 @@ from tftune.export.publishing import (
     ExportResult,
     export_saved_model,
     export_target,
-    no_space_message,
-    no_space_reason,
-    publish,
-    resolve_version,
+    staged_version,
     writable_dir,
 )
 from tftune.export.runtimes import CONVERTERS, QUANTIZATION_METHODS, load_runtime, runtime_versions
@@ -208,12 +203,7 @@ def export_model(
     precision = quantize or "float32"
     tolerance = PARITY_TOLERANCES[precision] if tolerance is None else tolerance
     model_dir = format_model_dir(writable_dir(base_dir), name, format, quantize)
-    os.makedirs(model_dir, exist_ok=True)
-    version = resolve_version(model_dir, version, overwrite)
-    target = os.path.join(model_dir, str(version))
-    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
-    try:
-        os.mkdir(staging)
+    with staged_version(model_dir, version, overwrite, model) as (staging, version, target):
         converted = float32_copy(model)
         modality = MODALITIES[model.modality]
         model_file = os.path.join(staging, MODEL_FILES[format])
@@ -270,13 +260,6 @@ def export_model(
         }
         with open(os.path.join(staging, FORMAT_METADATA), "w") as metadata_file:
             json.dump(metadata, metadata_file, indent=2)
-        publish(staging, target, overwrite)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        reason = no_space_reason(error)
-        if reason is None:
-            raise
-        raise OSError(no_space_message(model_dir, model, reason)) from None
     result = FormatExportResult(target, name, version, format, precision, metadata)
     _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, metadata["export_seconds"])
     return result

@@ -9,6 +9,7 @@ half-written version.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import errno
 import json
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -144,14 +145,7 @@ def export_saved_model(
     model = float32_copy(merged_adapters(model))  # LoRA merged; a mixed-precision model computes in float32
     examples = resolved_warmup_examples(model, warmup_examples)
     model_dir = os.path.join(writable_dir(base_dir), name)
-    os.makedirs(model_dir, exist_ok=True)
-    version = resolve_version(model_dir, version, overwrite)
-    target = os.path.join(model_dir, str(version))
-    # Not mkdtemp: its 0700 mode would survive the rename and lock out a model
-    # server running as another user.
-    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
-    try:
-        os.mkdir(staging)
+    with staged_version(model_dir, version, overwrite, model) as (staging, version, target):
         signatures = save_serving_model(model, labels, top_k, staging)
         report = custom_op_report(staging)
         _logger.info("%s", report)
@@ -180,13 +174,6 @@ def export_saved_model(
                 "custom_ops": report.to_json(),
             },
         )
-        publish(staging, target, overwrite)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        reason = no_space_reason(error)
-        if reason is None:
-            raise
-        raise OSError(no_space_message(model_dir, model, reason)) from None
     _logger.info("Exported %s version %d to %s in %.1f s", name, version, target, result.export_seconds)
     return result
 
@@ -259,7 +246,7 @@ def writable_dir(base_dir) -> str:
     return base_dir
 
 
-def resolve_version(model_dir: str, version, overwrite: bool) -> int:
+def _resolve_version(model_dir: str, version, overwrite: bool) -> int:
     if version is None:
         existing = [int(entry) for entry in os.listdir(model_dir) if entry.isdigit()]
         return max(existing, default=0) + 1
@@ -271,7 +258,7 @@ def resolve_version(model_dir: str, version, overwrite: bool) -> int:
     return version
 
 
-def no_space_reason(error: BaseException) -> str | None:
+def _no_space_reason(error: BaseException) -> str | None:
     """The "no room" reason (e.g. 'No space left on device') of a failed write, or None for other failures."""
     if isinstance(error, OSError):
         return os.strerror(error.errno) if error.errno in _NO_SPACE_ERRNOS else None
@@ -281,7 +268,7 @@ def no_space_reason(error: BaseException) -> str | None:
     return None
 
 
-def no_space_message(model_dir: str, model, reason: str) -> str:
+def _no_space_message(model_dir: str, model, reason: str) -> str:
     needed = sum(int(np.prod(weight.shape)) * tf.as_dtype(weight.dtype).size for weight in model.weights)
     room = shutil.disk_usage(model_dir).free
     file_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
@@ -390,7 +377,33 @@ _SERVING_EXAMPLES = {
 }
 
 
-def publish(staging: str, target: str, overwrite: bool) -> None:
+@contextlib.contextmanager
+def staged_version(model_dir: str, version: int | None, overwrite: bool, model) -> Iterator[tuple[str, int, str]]:
+    """A staging folder for the next (or given) version in `model_dir`: published atomically when the block ends.
+
+    Yields (staging folder, version, published path). If the block raises,
+    the staging folder is removed and nothing is published; a full disk
+    becomes one `OSError` naming the directory and the bytes needed.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    version = _resolve_version(model_dir, version, overwrite)
+    target = os.path.join(model_dir, str(version))
+    # Not mkdtemp: its 0700 mode would survive the rename and lock out a model
+    # server running as another user.
+    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:12]}")
+    try:
+        os.mkdir(staging)
+        yield staging, version, target
+        _publish(staging, target, overwrite)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = _no_space_reason(error)
+        if reason is None:
+            raise
+        raise OSError(_no_space_message(model_dir, model, reason)) from None
+
+
+def _publish(staging: str, target: str, overwrite: bool) -> None:
     if not os.path.exists(target):
         os.rename(staging, target)
         return
