@@ -246,12 +246,17 @@ def _metrics(directory) -> dict:
 
 
 @pytest.mark.slow
-def test_text_train_then_evaluate_a_held_out_file_and_the_export(bert_dir, tmp_path, capsys):
+def test_text_train_then_evaluate_a_held_out_file_and_the_export(tiny_bert_dir, tmp_path, capsys):
+    """Plumbing on MiniLM's 1-layer random twin: what a run prints and leaves, and the export evaluates like Keras.
+
+    Learning through the CLI is checked by the image run below (held-out digits); transfer from the real MiniLM by
+    tests/unfreeze_test.py.
+    """
     train_path, test_path = _held_out_reviews(tmp_path)
     run, saved_models = tmp_path / "run", tmp_path / "saved_models"
     assert cli.main(
-        ["train", "--task", "text", "--dataset", train_path, "--sequence-length", "16", "--epochs", "2",
-         "--schedule", "all", "--learning-rate", "1e-4", "--batch-size", "16",
+        ["train", "--task", "text", "--backbone", tiny_bert_dir, "--dataset", train_path, "--sequence-length", "16",
+         "--epochs", "2", "--schedule", "all", "--learning-rate", "1e-3", "--batch-size", "16",
          "--output-dir", str(run), "--export-dir", str(saved_models), "--model-name", "reviews"]
     ) == 0
     trained = capsys.readouterr()
@@ -275,8 +280,6 @@ def test_text_train_then_evaluate_a_held_out_file_and_the_export(bert_dir, tmp_p
     test_metrics = _metrics(tmp_path / "test")
     assert test_metrics["examples"] == 200 and sorted(test_metrics["per_class"]) == ["fresh", "rotten"]
     assert f"accuracy {test_metrics['accuracy']:.4f}  majority-class baseline" in printed
-    # Learned something real: held-out accuracy clearly above the majority class and chance.
-    assert test_metrics["accuracy"] > max(0.6, test_metrics["majority_baseline"]["accuracy"] + 0.05)
     for name in ("report.md", "curves.png", "confusion_matrix.png"):
         assert (tmp_path / "test" / name).stat().st_size > 0
 

@@ -5,9 +5,11 @@ whose dotted name has no part starting with "_"): the module docstring, its
 public functions and classes, and the public methods and properties those
 classes define; an object re-exported elsewhere is collected once. Each one
 runs as its own test, in a fresh namespace holding only `tftune`, `keras`,
-`np`, `tf` and `text_backbone`, from an empty current directory. There
-`text_backbone` is a 1-layer random twin of the offline MiniLM folder
-(`tiny_bert_dir`): the examples show plumbing, and run in seconds.
+`np`, `tf`, `text_backbone` and `image_backbone`, from an empty current
+directory. There `text_backbone` is a 1-layer random twin of the offline
+MiniLM folder (`tiny_bert_dir`) and `image_backbone` a small keras-hub ResNet
+preset folder (`small_resnet_preset`, 146k parameters, where a user would
+write "resnet50"): the examples show plumbing, and run in seconds.
 
 A top-level expression whose line ends in a comment stating a value is
 checked, so a stated result cannot drift from the real one:
@@ -279,9 +281,12 @@ def test_stated_values_are_compared():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "source"), EXAMPLES)
-def test_docstring_example_runs(name, source, tiny_bert_dir, tmp_path, monkeypatch):
+def test_docstring_example_runs(name, source, tiny_bert_dir, small_resnet_preset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    namespace = {"tftune": tftune, "keras": keras, "np": np, "tf": tf, "text_backbone": tiny_bert_dir}
+    namespace = {
+        "tftune": tftune, "keras": keras, "np": np, "tf": tf, "text_backbone": tiny_bert_dir,
+        "image_backbone": small_resnet_preset,
+    }
     try:
         run_example(source, namespace, f"<docstring example of {name}>")
     finally:

@@ -330,23 +330,24 @@ def test_backup_and_restore_resumes_in_the_right_stage(small_resnet_preset, tmp_
 
 
 @pytest.mark.slow
-def test_real_bert_transfers_gradual_beats_head_only_and_random_init(bert_dir, rotten_tomatoes):
+def test_real_bert_transfers_gradual_beats_head_only(bert_dir, rotten_tomatoes):
     """Real transfer: MiniLM BERT on balanced Rotten Tomatoes subsets (128 train, 400 test), sequence length 32.
 
     The same fit (3 epochs, AdamW 1e-3, layer decay 1/2.6, head first then every group) from the
-    pretrained weights and from `weights=None`, and a head-only fit on the frozen pretrained encoder.
-    Measured (4 seeds/subsets): head only 0.46-0.55, gradual 0.60-0.68, ahead by 0.06-0.15 every time;
-    random init stays near chance. Asserted margins: 0.04 and 0.08, and an absolute floor of 0.58 for gradual
-    (chance is 0.5; on 400 examples a model at chance is above 0.58 with probability < 0.1%).
+    pretrained weights, and a head-only fit on the frozen pretrained encoder. Measured (4 seeds/subsets):
+    head only 0.46-0.55, gradual 0.60-0.68, ahead by 0.06-0.15 every time; the gradual fit from `weights=None`
+    stays near chance (0.50 on this subset), so the absolute floor of 0.58 for gradual also fails when the pretrained
+    weights do not load (chance is 0.5; on 400 examples a model at chance is above 0.58 with probability < 0.1%).
+    Asserted margin over head only: 0.04.
     """
     rng = np.random.RandomState(0)
     by_class = [rng.permutation(np.flatnonzero(rotten_tomatoes.labels == label)) for label in (0, 1)]
     train = rng.permutation(np.concatenate([indices[:64] for indices in by_class]))
     test = np.concatenate([indices[64:264] for indices in by_class])
     accuracy = {}
-    for mode, weights in (("head_only", "pretrained"), ("gradual", "pretrained"), ("random_init", None)):
+    for mode in ("head_only", "gradual"):
         keras.utils.set_random_seed(0)
-        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32, weights=weights)
+        model = tftune.build_text_classifier(bert_dir, 2, sequence_length=32)
         features = model.preprocessor([rotten_tomatoes.texts[i] for i in np.concatenate([train, test])])
         unfreeze.freeze(model)
         unfreeze.compile_for_unfreezing(model, "adamw", 1e-3, layer_decay=1 / 2.6)
@@ -358,7 +359,6 @@ def test_real_bert_transfers_gradual_beats_head_only_and_random_init(bert_dir, r
                                         return_dict=True)["accuracy"]
     assert accuracy["gradual"] >= 0.58, accuracy
     assert accuracy["gradual"] >= accuracy["head_only"] + 0.04, accuracy
-    assert accuracy["gradual"] >= accuracy["random_init"] + 0.08, accuracy
 
 
 def test_helpers_between_plain_fits(small_resnet_preset):
@@ -536,10 +536,10 @@ def _dropout_rates(layer):
     return [sub.rate for sub in nested_layers(layer) if isinstance(sub, keras.layers.Dropout)]
 
 
-def test_frozen_groups_train_with_dropout_off_and_get_their_rates_back(bert_dir):
-    model = tftune.build_text_classifier(bert_dir, 2, sequence_length=8, dropout=0.0)
+def test_frozen_groups_train_with_dropout_off_and_get_their_rates_back(tiny_bert_dir):
+    model = tftune.build_text_classifier(tiny_bert_dir, 2, sequence_length=8, dropout=0.0)
     own_rates = _dropout_rates(model.backbone)
-    assert len(own_rates) == 19 and set(own_rates) == {0.1}  # MiniLM's hidden and attention dropout
+    assert len(own_rates) == 4 and set(own_rates) == {0.1}  # the checkpoint's hidden and attention dropout
     features = model.preprocessor(tf.constant(["a fine, moving film", "a dull, tired mess"] * 2))
     labels = np.array([1, 0, 1, 0])
     # SGD at a negligible rate: the logged training loss of one batch is the loss before its update, so it equals

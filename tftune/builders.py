@@ -113,7 +113,7 @@ def build_image_classifier(
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=10, image_size=(64, 64), weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=10, image_size=(64, 64), weights=None)
     ```
     """
     labels = _label_names(labels)
@@ -143,7 +143,7 @@ def build_classifier(backbone: str | os.PathLike, num_classes: int, **options) -
     Example:
 
     ```python
-    tftune.build_classifier("resnet50", 3, image_size=(32, 32), weights=None).modality.name  # 'image'
+    tftune.build_classifier(image_backbone, 3, image_size=(32, 32), weights=None).modality.name  # 'image'
     ```
     """
     return _BUILDERS[get_family(backbone).modality](backbone, num_classes, **options)
@@ -194,7 +194,7 @@ class ModelSpec:
     Example:
 
     ```python
-    spec = tftune.ModelSpec("image", "resnet50", num_classes=3, options={"image_size": (64, 64), "weights": None})
+    spec = tftune.ModelSpec("image", image_backbone, num_classes=3, options={"image_size": (64, 64), "weights": None})
     model = spec.build()
     ```
     """

@@ -223,7 +223,7 @@ class ImageClassifier(_Classifier):
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(64, 64), weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(64, 64), weights=None)
     model(np.zeros((1, 64, 64, 3), "float32")).shape  # (1, 3)
     ```
     """
@@ -265,7 +265,7 @@ class ImageClassifier(_Classifier):
         Example:
 
         ```python
-        model = tftune.build_image_classifier("resnet50", 2, image_size=(32, 32), weights=None)
+        model = tftune.build_image_classifier(image_backbone, 2, image_size=(32, 32), weights=None)
         splits = tftune.load_image_splits((np.zeros((8, 40, 40, 3)), [0, 1] * 4), validation_fraction=0.5)
         model.prepared_data(splits, 2, augmentation=["flip"]).steps_per_epoch  # 2
         ```

@@ -56,7 +56,7 @@ def get_strategy(
     ```python
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, weights=None)
     ```
     """
     if isinstance(name, tf.distribute.Strategy):
@@ -160,7 +160,7 @@ class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy
     ```python
     strategy = tftune.KerasMultiWorkerMirroredStrategy()
     with strategy.scope():
-        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
         tftune.freeze(model)  # head only: a quick demonstration
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     images = np.random.RandomState(0).uniform(0, 255, size=(8, 32, 32, 3)).astype("float32")
@@ -279,7 +279,7 @@ class AllReplicasLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     ```python
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope(), tftune.precision_scope("mixed_float16"):
-        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
         optimizer = tftune.distribute.AllReplicasLossScaleOptimizer(keras.optimizers.AdamW(1e-4))
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     ```
@@ -314,8 +314,8 @@ def synchronize_batch_normalization(model: keras.Model) -> int:
     ```python
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
-    tftune.synchronize_batch_normalization(model)  # 53: ResNet50's BatchNormalization layers
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
+    tftune.synchronize_batch_normalization(model)  # 12: the ResNet's BatchNormalization layers
     ```
     """
     layers = [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
@@ -335,7 +335,7 @@ def use_all_replicas_loss_scaling(model: keras.Model) -> None:
     ```python
     strategy = tftune.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope(), tftune.precision_scope("mixed_float16"):
-        model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     tftune.distribute.use_all_replicas_loss_scaling(model)
     type(model.optimizer).__name__  # 'AllReplicasLossScaleOptimizer'

@@ -141,7 +141,7 @@ def precision_scope(policy: str) -> Iterator[str]:
 
     ```python
     with tftune.precision_scope("mixed_bfloat16"):
-        model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+        model = tftune.build_image_classifier(image_backbone, num_classes=3, weights=None)
     model.dtype_policy.name  # "mixed_bfloat16"
     ```
     """

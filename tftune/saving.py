@@ -29,7 +29,7 @@ def float32_copy(model: keras.Model) -> keras.Model:
 
     ```python
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
+    model = tftune.build_image_classifier(image_backbone, 3, image_size=(32, 32), weights=None)
     keras.mixed_precision.set_global_policy("float32")
     tftune.saving.float32_copy(model).dtype_policy.name  # 'float32'
     ```

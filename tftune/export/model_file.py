@@ -26,7 +26,7 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", 3, image_size=(32, 32), weights=None)
+    model = tftune.build_image_classifier(image_backbone, 3, image_size=(32, 32), weights=None)
     model.save("flowers.keras")
     tftune.load_keras_model("flowers.keras").kind  # 'image'
     ```

@@ -64,7 +64,7 @@ class LayerGroup:
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=3, weights=None)
     for group in model.layer_groups:
         print(group.name, group.count_params())
     ```

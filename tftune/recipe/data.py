@@ -51,7 +51,7 @@ def prepared_data(
     Example:
 
     ```python
-    config = tftune.RecipeConfig.for_task("image", max_examples=40)
+    config = tftune.RecipeConfig.for_task("image", backbone=image_backbone, max_examples=40)
     splits = tftune.recipe.load_splits(config)
     model = tftune.recipe.model_spec(config, splits.label_names).build()
     splits.train_size, tftune.recipe.prepared_data(config, model, splits).steps_per_epoch  # (30, 1)

@@ -40,7 +40,7 @@ def unfreeze_top(model: keras.Model, n_groups: int | str, *, keep_batchnorm_froz
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=3, weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=3, weights=None)
     tftune.unfreeze_top(model, 2, keep_batchnorm_frozen=True)  # stage_3, stage_4, head
     ```
     """
@@ -55,7 +55,7 @@ def unfreeze_all(model: keras.Model, *, keep_batchnorm_frozen: bool = False) -> 
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
     tftune.freeze(model)
     tftune.unfreeze_all(model)
     print(tftune.trainable_summary(model))  # every group trainable
@@ -73,7 +73,7 @@ def trainable_summary(model: keras.Model) -> str:
     Example:
 
     ```python
-    model = tftune.build_image_classifier("resnet50", num_classes=3, image_size=(32, 32), weights=None)
+    model = tftune.build_image_classifier(image_backbone, num_classes=3, image_size=(32, 32), weights=None)
     tftune.unfreeze_top(model, 1)
     print(tftune.trainable_summary(model))  # stage_4 and head trainable
     ```
