@@ -185,12 +185,21 @@ def test_mixed_bfloat16_model_exports_a_float32_copy(small_resnet_preset, images
     np.testing.assert_allclose(probabilities, model(images[:4], training=False), atol=2e-2)
 
 
-def test_quantize_without_validation_data_is_refused_before_converting(image_model, tmp_path):
+def test_quantize_without_validation_data_is_refused_before_converting(image_model, images, tmp_path):
     with pytest.raises(ValueError, match=r"quantize='int8' needs validation_data \(CLI: --dataset\)"):
         export.export_model(image_model, tmp_path, name="pets", format="litert", quantize="int8")
     with pytest.raises(ValueError, match=r"quantize apply to format='litert' / 'onnx'"):
         export.export_model(image_model, tmp_path, name="pets", quantize="int8")
+    with pytest.raises(ValueError, match=r"quantize='int8_full' needs representative_data .* training examples"):
+        export.export_model(image_model, tmp_path, name="pets", format="litert", quantize="int8_full", force=True)
+    with pytest.raises(ValueError, match=r"representative_data calibrates quantize='int8_full' only; got 'int8'"):
+        export.export_model(
+            image_model, tmp_path, format="litert", quantize="int8", force=True, representative_data=images
+        )
+    with pytest.raises(ValueError, match=r"quantize='int8_full' converts to \['litert'\] only, not format='onnx'"):
+        export.export_model(image_model, tmp_path, format="onnx", quantize="int8_full", representative_data=images)
     assert not os.path.exists(os.path.join(tmp_path, "pets-litert-int8"))
+    assert not os.path.exists(os.path.join(tmp_path, "pets-litert-int8_full"))
 
 
 # The runtime modules are blocked (as if not installed) before tftune is imported; each export ends in SystemExit.
@@ -233,10 +242,7 @@ def test_cli_exports_onnx_with_accuracy_on_a_dataset(image_model, images, tmp_pa
 
     model_path = str(tmp_path / "pets.keras")
     image_model.save(model_path)
-    for index, image in enumerate(images[:6]):
-        folder = tmp_path / "validation" / IMAGE_LABELS[index % 3]
-        folder.mkdir(parents=True, exist_ok=True)
-        tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image.astype("uint8")))
+    _write_image_folder(tmp_path / "validation", images[:6])
     base_dir = str(tmp_path / "exports")
     arguments = ["export", model_path, "--base-dir", base_dir, "--name", "pets", "--format", "onnx"]
     assert cli.main([*arguments, "--dataset", str(tmp_path / "validation")]) == 0
@@ -245,3 +251,55 @@ def test_cli_exports_onnx_with_accuracy_on_a_dataset(image_model, images, tmp_pa
     assert re.search(r"accuracy (\d\.\d{4}) -> \1, macro-F1 (\d\.\d{4}) -> \2 on 6 validation examples", output)
     metadata = json.load(open(os.path.join(base_dir, "pets-onnx", "1", "metadata.json")))
     assert metadata["evaluation"]["examples"] == 6 and metadata["parity"]["examples"] == 6
+
+
+def _write_image_folder(folder, images):
+    """PNGs in one sub-folder per label, the labels taken in turn."""
+    for index, image in enumerate(images):
+        label_folder = folder / IMAGE_LABELS[index % 3]
+        label_folder.mkdir(parents=True, exist_ok=True)
+        tf.io.write_file(str(label_folder / f"{index}.png"), tf.io.encode_png(image.astype("uint8")))
+
+
+def _operand_dtypes(model_file: str) -> dict[str, set[str]]:
+    """The dtypes of the first operand of each op kind in a `.tflite` file (int8 in a full-integer model)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=model_file)
+    tensors = {tensor["index"]: np.dtype(tensor["dtype"]).name for tensor in interpreter.get_tensor_details()}
+    dtypes = {}
+    for op in interpreter._get_ops_details():
+        dtypes.setdefault(op["op_name"], set()).add(tensors[op["inputs"][0]])
+    return dtypes
+
+
+@pytest.mark.slow
+def test_cli_exports_full_integer_litert_calibrated_on_training_examples(image_model, images, tmp_path, capsys):
+    from tftune import cli
+
+    model_path = str(tmp_path / "pets.keras")
+    image_model.save(model_path)
+    _write_image_folder(tmp_path / "train", images[:24])
+    _write_image_folder(tmp_path / "validation", images[24:30])
+    base_dir = str(tmp_path / "exports")
+    arguments = ["export", model_path, "--base-dir", base_dir, "--name", "pets", "--format", "litert"]
+    arguments += ["--quantize", "int8_full", "--dataset", str(tmp_path / "validation")]
+    with pytest.raises(SystemExit) as refused:
+        cli.main(arguments)
+    assert refused.value.code == 2
+    assert "--quantize 'int8_full' needs representative_data (CLI: --representative-dataset)" in capsys.readouterr().err
+    arguments += ["--representative-dataset", str(tmp_path / "train"), "--accuracy-tolerance", "1"]
+    assert cli.main(arguments) == 0
+    output = capsys.readouterr().out
+    model_file = os.path.join(base_dir, "pets-litert-int8_full", "1", "model.tflite")
+    assert f"litert int8_full: {model_file}" in output
+    metadata = json.load(open(os.path.join(os.path.dirname(model_file), "metadata.json")))
+    assert metadata["quantization"].startswith("TFLiteConverter full-integer int8")
+    assert metadata["evaluation"]["examples"] == 6
+    assert [spec["dtype"] for spec in metadata["inputs"] + metadata["outputs"]] == ["float32", "float32"]
+    # Full-integer: convolutions and the head run on int8 activations (dynamic-range int8 feeds them float32).
+    dtypes = _operand_dtypes(model_file)
+    assert dtypes["CONV_2D"] == dtypes["FULLY_CONNECTED"] == {"int8"}, dtypes
+    assert dtypes["QUANTIZE"] == {"float32"}
+    probabilities, _ = _run_client("litert", os.path.dirname(model_file), {"images": images[24:30]})
+    np.testing.assert_allclose(probabilities, image_model(images[24:30], training=False), atol=0.05)

@@ -70,6 +70,7 @@ from tftune.recipe import (  # noqa: E402
     fine_tune,
     load_splits,
     next_commands,
+    representative_data,
     run_recipe,
     save_model,
     sweep_learning_rate,
@@ -111,8 +112,8 @@ API = {
     ],
     "data": [
         "load_text_splits", "load_image_splits", "load_rotten_tomatoes", "load_mnist_digits", "load_splits",
-        "evaluation_data", "text_pipelines", "image_pipelines", "LabeledTexts", "LabeledImages", "DataSplits",
-        "PreparedData", "DatasetUnavailableError",
+        "evaluation_data", "representative_data", "text_pipelines", "image_pipelines", "LabeledTexts",
+        "LabeledImages", "DataSplits", "PreparedData", "DatasetUnavailableError",
     ],
     "export / serve": [
         "export_saved_model", "export_model", "export_from_file", "save_model", "load_keras_model",

@@ -134,6 +134,11 @@ def run_export(arguments: argparse.Namespace) -> int:
         validation_data = recipe.evaluation_data(
             model, arguments.dataset, split=arguments.split, data_dir=arguments.data_dir
         )
+    representative_data = None
+    if arguments.representative_dataset:
+        representative_data = recipe.representative_data(
+            model, arguments.representative_dataset, data_dir=arguments.data_dir
+        )
     result = export.export_model(
         model,
         arguments.base_dir,
@@ -142,6 +147,7 @@ def run_export(arguments: argparse.Namespace) -> int:
         format=arguments.format,
         quantize=arguments.quantize,
         validation_data=validation_data,
+        representative_data=representative_data,
         accuracy_tolerance=arguments.accuracy_tolerance,
         force=arguments.force,
         overwrite=arguments.overwrite,

@@ -115,9 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     formats.add_argument(
         "--quantize",
-        choices=("float16", "int8"),
+        choices=("float16", "int8", "int8_full"),
         default=None,
-        help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force)",
+        help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force); litert: int8_full, "
+        "full-integer (also needs --representative-dataset)",
+    )
+    formats.add_argument(
+        "--representative-dataset",
+        default=None,
+        help="int8_full: training examples that calibrate the int8 activations (a file or folder read whole, or a "
+        "tfds name: its train split)",
     )
     formats.add_argument(
         "--dataset",

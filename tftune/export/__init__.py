@@ -11,7 +11,7 @@ Serving watches; the SavedModel loads with `tensorflow` alone (plus
 - `assets`: warm-up requests, export metadata, `models.config`, the custom-op report.
 - `model_file`: `load_keras_model`, a `.keras` file with errors that name the problem.
 - `client`: `load_serving_model` / `predict_from_saved_model`, an export run with TensorFlow alone.
-- `formats`: `export_model(format="saved_model" | "litert" | "onnx", quantize=None | "float16" | "int8")`,
+- `formats`: `export_model(format="saved_model" | "litert" | "onnx", quantize=None | "float16" | "int8" | "int8_full")`,
   LiteRT / ONNX exports verified in their runtimes, in `<base_dir>/<name>-<format>[-<quantize>]/<version>/`.
 - `runtimes`: converting to LiteRT / ONNX and loading the file in its runtime.
 - `verification`: the inputs of a LiteRT / ONNX export per modality, and Keras vs the runtime on them.

@@ -1,7 +1,8 @@
 """LiteRT and ONNX exports: converted by Keras and the converters, run in their own runtime, published versioned.
 
 `export_model(model, format="litert" | "onnx", quantize=None | "float16" | "int8")`
-writes `<base_dir>/<name>-<format>[-<quantize>]/<version>/` with the model
+(and `quantize="int8_full"` for LiteRT: full-integer, calibrated on training
+examples) writes `<base_dir>/<name>-<format>[-<quantize>]/<version>/` with the model
 file (`model.tflite` / `model.onnx`), `labels.txt`, what a client needs to
 build the inputs (`vocab.txt` for text models) and `metadata.json` (format,
 precision, input and output names, parity with Keras, sizes, accuracy before
@@ -83,12 +84,16 @@ from tftune.saving import float32_copy
 _logger = logging.getLogger(__name__)
 
 FORMATS = ("saved_model", "litert", "onnx")
-QUANTIZATIONS = ("float16", "int8")
+QUANTIZATIONS = ("float16", "int8", "int8_full")
+# The formats each quantization converts to (int8_full: the LiteRT converter's full-integer mode).
+QUANTIZATION_FORMATS = {"float16": ("litert", "onnx"), "int8": ("litert", "onnx"), "int8_full": ("litert",)}
+# Calibration examples int8_full takes from `representative_data` (the converter's guide: about 100-500).
+REPRESENTATIVE_EXAMPLES = 200
 DEFAULT_ACCURACY_TOLERANCE = 0.01
 # Max |probability difference| to the float32 Keras model, per precision. Measured
 # here: float32 <= 1.2e-7, float16 <= 4.2e-5. int8 is judged by accuracy instead
 # (dynamic-range int8 differs by up to ~1.5e-3 on BERT, more on a trained head).
-PARITY_TOLERANCES = {"float32": 1e-4, "float16": 1e-3, "int8": None}
+PARITY_TOLERANCES = {"float32": 1e-4, "float16": 1e-3, "int8": None, "int8_full": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +145,7 @@ def export_model(
     format: str = "saved_model",
     quantize: str | None = None,
     validation_data: tf.data.Dataset | None = None,
+    representative_data: tf.data.Dataset | None = None,
     accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
     tolerance: float | None = None,
     force: bool = False,
@@ -160,12 +166,18 @@ def export_model(
         name: the model name (default: `model.name`); the folder adds the format.
         version: a positive integer; None takes the next free version.
         format: "saved_model", "litert" or "onnx".
-        quantize: None (float32), "float16" or "int8" (dynamic-range: int8
-            weights, float inputs and outputs); LiteRT and ONNX only.
+        quantize: None (float32), "float16", "int8" (dynamic-range: int8
+            weights, float inputs and outputs; LiteRT and ONNX) or
+            "int8_full" (LiteRT full-integer: int8 weights and activations,
+            calibrated on `representative_data`; float inputs and outputs).
         validation_data: batched `(inputs, labels)` as
             `tftune.recipe.evaluation_data` gives: the accuracy and macro-F1 of
             Keras and of the export are measured on it, and its inputs are the
             parity examples. Required with `quantize` unless `force=True`.
+        representative_data: batched `(inputs, labels)` (or inputs) from the
+            training data, as `tftune.recipe.representative_data` gives:
+            `quantize="int8_full"` calibrates its activation ranges on the
+            first `REPRESENTATIVE_EXAMPLES` examples. int8_full only.
         accuracy_tolerance: the largest accuracy drop (a fraction: 0.01 is
             1 point) allowed before the export is refused.
         tolerance: the largest max |probability difference| to Keras allowed
@@ -198,6 +210,8 @@ def export_model(
         _format_options_error(format, saved_model_options),
         _accuracy_tolerance_error(accuracy_tolerance),
         _quantize_data_error(quantize, validation_data, force),
+        _quantization_format_error(format, quantize),
+        _representative_data_error(quantize, representative_data),
     )
     runtime = load_runtime(format)
     precision = quantize or "float32"
@@ -207,7 +221,13 @@ def export_model(
         converted = float32_copy(model)
         modality = MODALITIES[model.modality]
         model_file = os.path.join(staging, MODEL_FILES[format])
-        CONVERTERS[format](converted, modality.input_signature(converted), quantize, model_file)
+        CONVERTERS[format](
+            converted,
+            modality.input_signature(converted),
+            quantize,
+            model_file,
+            _calibration_examples(converted, modality, representative_data),
+        )
         run, inputs, outputs = runtime(model_file)
         check = parity_check(converted, modality, run, validation_data)
         _logger.info("%s %s: max |probability difference| to Keras %.3g", format, precision, check.difference)
@@ -307,6 +327,44 @@ def _quantize_data_error(quantize, validation_data, force) -> str | None:
         f"quantize={quantize!r} needs validation_data (CLI: --dataset) to measure the accuracy it costs; "
         f"pass it, or force=True (--force) to publish unmeasured."
     )
+
+
+def _quantization_format_error(format: str, quantize: str | None) -> str | None:
+    if quantize is None or format in QUANTIZATION_FORMATS[quantize]:
+        return None
+    return (
+        f"quantize={quantize!r} converts to {list(QUANTIZATION_FORMATS[quantize])} only, not format={format!r}; "
+        f"for {format} pass quantize='int8' (dynamic-range) or 'float16'."
+    )
+
+
+def _representative_data_error(quantize: str | None, representative_data) -> str | None:
+    if (quantize == "int8_full") == (representative_data is not None):
+        return None
+    if representative_data is None:
+        return (
+            f"quantize='int8_full' needs representative_data (CLI: --representative-dataset): about "
+            f"{REPRESENTATIVE_EXAMPLES} training examples that calibrate the int8 activation ranges."
+        )
+    return f"representative_data calibrates quantize='int8_full' only; got quantize={quantize!r}. Leave it out."
+
+
+def _calibration_examples(model: keras.Model, modality, representative_data: tf.data.Dataset | None):
+    """The converter's representative_dataset: one-example input dicts from the first batches, or None."""
+    if representative_data is None:
+        return None
+
+    def examples():
+        given = 0
+        for batch in representative_data.as_numpy_iterator():
+            inputs = modality.runtime_inputs(model, batch[0] if isinstance(batch, tuple) else batch)
+            for index in range(len(next(iter(inputs.values())))):
+                if given == REPRESENTATIVE_EXAMPLES:
+                    return
+                yield {name: value[index : index + 1] for name, value in inputs.items()}
+                given += 1
+
+    return examples
 
 
 def _float32_weight_bytes(model: keras.Model) -> int:

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -29,6 +30,10 @@ RUNTIMES = {
 QUANTIZATION_METHODS = {
     ("litert", "float16"): "TFLiteConverter float16 weights (Optimize.DEFAULT, supported_types=[float16])",
     ("litert", "int8"): "TFLiteConverter dynamic-range int8 (Optimize.DEFAULT)",
+    ("litert", "int8_full"): (
+        "TFLiteConverter full-integer int8 (Optimize.DEFAULT, representative_dataset, TFLITE_BUILTINS_INT8 only; "
+        "float32 inputs and outputs)"
+    ),
     ("onnx", "float16"): "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)",
     ("onnx", "int8"): "onnxruntime.quantization.quantize_dynamic(weight_type=QInt8)",
 }
@@ -48,7 +53,9 @@ def load_runtime(format: str) -> Callable:
     return _RUNTIME_LOADERS[format]
 
 
-def _convert_litert(model: keras.Model, input_signature, quantize: str | None, path: str) -> None:
+def _convert_litert(
+    model: keras.Model, input_signature, quantize: str | None, path: str, representative_dataset: Callable | None
+) -> None:
     # Builtin ops only: Keras adds SELECT_TF_OPS, which would make an op without a
     # builtin kernel a Flex op silently, and no pip runtime can run Flex ops.
     options = {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
@@ -56,8 +63,15 @@ def _convert_litert(model: keras.Model, input_signature, quantize: str | None, p
         options["optimizations"] = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         options["target_spec"]["supported_types"] = [tf.float16]
+    if quantize == "int8_full":
+        # Every op in int8 (the conversion fails if one has no int8 kernel); a
+        # quantize / dequantize pair keeps the file's inputs and outputs float32.
+        options["target_spec"]["supported_ops"] = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        options["representative_dataset"] = representative_dataset
     try:
-        model.export(path, format="litert", input_signature=input_signature, verbose=False, **options)
+        with warnings.catch_warnings():  # calibration runs tf.lite's deprecated Interpreter
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+            model.export(path, format="litert", input_signature=input_signature, verbose=False, **options)
     except Exception as error:
         ops = sorted(set(_UNSUPPORTED_OP.findall(str(error))))
         if not ops:
@@ -73,7 +87,9 @@ def _flex_message(ops: list[str]) -> str:
     )
 
 
-def _convert_onnx(model: keras.Model, input_signature, quantize: str | None, path: str) -> None:
+def _convert_onnx(
+    model: keras.Model, input_signature, quantize: str | None, path: str, representative_dataset: Callable | None
+) -> None:
     # tf2onnx on an inference-mode function: `model.export(format="onnx")` traces
     # `model.__call__` without training=False, which runs a keras.applications
     # ResNet's BatchNorm on batch statistics.

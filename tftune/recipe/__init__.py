@@ -25,6 +25,7 @@ from tftune.recipe.data import (
     load_splits,
     model_spec,
     prepared_data,
+    representative_data,
 )
 from tftune.recipe.fine_tune import fine_tune
 from tftune.recipe.run import (
@@ -67,6 +68,7 @@ __all__ = [
     "next_commands",
     "prepared_data",
     "progress_verbosity",
+    "representative_data",
     "run_recipe",
     "save_model",
     "schedule_help",

@@ -115,7 +115,7 @@ def evaluation_data(
     """
     modality = MODALITIES[model.kind]
     source = _source(modality, dataset)
-    if split is None and not (isinstance(source, str) and not os.path.exists(source)):
+    if split is None and not _is_tfds_name(source):
         split = source
     splits = _LOADERS[modality](source, validation=split, label_names=model.labels, data_dir=data_dir)
     if isinstance(model, keras.Model):
@@ -125,6 +125,37 @@ def evaluation_data(
     if raw.element_spec[0].dtype != tf.string:
         raw = raw.map(lambda image, label: (tf.cast(image, tf.float32), label))
     return raw.batch(batch_size if raw.element_spec[0].shape.is_fully_defined() else 1)
+
+
+def representative_data(
+    model: keras.Model, dataset: str, *, data_dir: str | None = None, batch_size: int = 32
+) -> tf.data.Dataset:
+    """Batched `(inputs, labels)` training examples that calibrate a full-integer (`int8_full`) export.
+
+    A file or folder is read whole (pass the training file); a tfds dataset
+    gives its "train" split. `tftune.export_model(..., quantize="int8_full",
+    representative_data=...)` takes the first `REPRESENTATIVE_EXAMPLES`.
+
+    Example:
+
+    ```python
+    import tempfile
+    path = f"{tempfile.mkdtemp()}/train.csv"
+    with open(path, "w") as file:
+        file.write("text,label\\na fine film,fresh\\na dull film,rotten\\na fine cast,fresh\\n")
+    model = tftune.build_text_classifier(text_backbone, 2, sequence_length=16, labels=["rotten", "fresh"])
+    len(list(tftune.recipe.representative_data(model, path).unbatch()))  # 3
+    ```
+    """
+    source = _source(MODALITIES[model.kind], dataset)
+    return evaluation_data(
+        model, dataset, split="train" if _is_tfds_name(source) else None, data_dir=data_dir, batch_size=batch_size
+    )
+
+
+def _is_tfds_name(source) -> bool:
+    """Whether a dataset spec names a tfds dataset (not a demo set, file or folder)."""
+    return isinstance(source, str) and not os.path.exists(source)
 
 
 def _source(modality: families.Modality, dataset: str):
