@@ -13,7 +13,8 @@ no worse than Keras predict.
     .venv/bin/python benchmarks/export.py
 
 `--formats` (issue 25) prints instead one table of format (SavedModel, LiteRT,
-ONNX) x precision (float32, float16, int8) x model (MiniLM fine-tuned on
+ONNX) x precision (float32, float16, int8; LiteRT also int8_full, calibrated on
+200 training examples) x model (MiniLM fine-tuned on
 Rotten Tomatoes for one epoch, seq 128; ResNet50, random weights, on MNIST
 digits): file size, load time, p50 / p95 latency at batch 1 and 32 in the
 format's own runtime (SavedModel: its tensor signature in TensorFlow; LiteRT:
@@ -188,20 +189,34 @@ FORMAT_CELLS = (
     ("onnx", None),
     ("onnx", "float16"),
     ("onnx", "int8"),
+    ("litert", "int8_full"),
 )
 SIZE_TARGET = 0.35
+# int8_full's calibration examples, taken from the training side (never the validation examples).
+REPRESENTATIVE_EXAMPLES = 200
 ACCURACY_TARGET = 0.01
 
 
 def _validation(kind, model, examples):
     """(inputs, labels) of the validation set: held-out Rotten Tomatoes reviews, or MNIST digits at image_size."""
+    return _examples(kind, model, slice(-examples, None) if kind == "text" else slice(examples))
+
+
+def _representative(kind, model, examples):
+    """int8_full's calibration examples: the first training reviews, or the digits after the validation ones."""
+    return _examples(kind, model, slice(REPRESENTATIVE_EXAMPLES) if kind == "text" else slice(
+        examples, examples + REPRESENTATIVE_EXAMPLES))
+
+
+def _examples(kind, model, positions):
+    """(inputs, labels) at `positions` of the benchmark's fixed shuffle of Rotten Tomatoes / MNIST digits."""
     if kind == "text":
         data = tftune.load_rotten_tomatoes("binary")
-        order = np.random.RandomState(0).permutation(len(data.texts))[-examples:]
+        order = np.random.RandomState(0).permutation(len(data.texts))[positions]
         tokens = model.preprocessor([data.texts[index] for index in order])
         return {key: np.asarray(value) for key, value in tokens.items()}, data.labels[order]
     digits = tftune.load_mnist_digits()
-    order = np.random.RandomState(0).permutation(len(digits.images))[:examples]
+    order = np.random.RandomState(0).permutation(len(digits.images))[positions]
     return tf.image.resize(digits.images[order], model.image_size).numpy(), digits.labels[order]
 
 
@@ -252,9 +267,14 @@ def format_cell(request):
         file_bytes = _directory_bytes(result.path)
     else:
         data = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32)
+        representative = None
+        if quantize == "int8_full":
+            representative = tf.data.Dataset.from_tensor_slices(
+                _representative(kind, model, request["examples"])
+            ).batch(32)
         result = export.export_model(
             model, request["base_dir"], name=kind, format=format, quantize=quantize, validation_data=data,
-            accuracy_tolerance=1.0, force=True,
+            representative_data=representative, accuracy_tolerance=1.0, force=True,
         )
         file_bytes = result.metadata["sizes"]["model_file_bytes"]
     export_seconds = time.perf_counter() - started
@@ -300,6 +320,8 @@ def formats_benchmark(args):
             image_model.save(models["image"])
         for kind, model_path in models.items():
             for format, quantize in FORMAT_CELLS:
+                if args.cells and f"{format}:{quantize or 'float32'}" not in args.cells:
+                    continue
                 request = {
                     "kind": kind, "format": format, "quantize": quantize, "model_path": model_path,
                     "base_dir": os.path.join(scratch, "exports"), "examples": args.examples, "repeats": args.repeats,
@@ -368,6 +390,8 @@ def format_table(rows):
                     f"- {_verdict(passed)}: {_TITLES[kind]} {row['format']} int8 is {row['ratio']:.3f}x the "
                     f"float32 SavedModel (<= {SIZE_TARGET})"
                 )
+        if not int8:
+            continue
         faster = [row["format"] for row in int8 if row["latency_1"][0] < base["latency_1"][0]]
         lines.append(
             f"- {_verdict(faster)}: {_TITLES[kind]} int8 faster than the float32 SavedModel at batch 1 "
@@ -387,6 +411,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=20, help="timed calls at batch 1 (a quarter at batch 32)")
     parser.add_argument("--output", help="also append each cell's row as a JSON line to this file")
     parser.add_argument("--table-from", nargs="+", help="print the --formats table of rows saved with --output")
+    parser.add_argument(
+        "--cells", nargs="+", help="only these format:precision cells (e.g. saved_model:float32 litert:int8_full)"
+    )
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table_from:
