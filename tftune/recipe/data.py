@@ -133,8 +133,11 @@ def representative_data(
     """Batched `(inputs, labels)` training examples that calibrate a full-integer (`int8_full`) export.
 
     A file or folder is read whole (pass the training file); a tfds dataset
-    gives its "train" split. `tftune.export_model(..., quantize="int8_full",
-    representative_data=...)` takes the first `REPRESENTATIVE_EXAMPLES`.
+    gives its "train" split; a demo set (`rotten_tomatoes`, `mnist_digits`)
+    its held-out part, as `evaluation_data` does (pass a file of training
+    examples when the export's accuracy line is measured on that hold-out).
+    `tftune.export_model(..., quantize="int8_full", representative_data=...)`
+    takes the first `REPRESENTATIVE_EXAMPLES`.
 
     Example:
 
