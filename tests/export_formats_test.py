@@ -192,7 +192,8 @@ def test_quantize_without_validation_data_is_refused_before_converting(image_mod
         export.export_model(image_model, tmp_path, name="pets", quantize="int8")
     with pytest.raises(ValueError, match=r"quantize='int8_full' needs representative_data .* training examples"):
         export.export_model(image_model, tmp_path, name="pets", format="litert", quantize="int8_full", force=True)
-    with pytest.raises(ValueError, match=r"representative_data calibrates quantize='int8_full' only; got quantize='int8'"):
+    only_int8_full = r"representative_data calibrates quantize='int8_full' only; got quantize='int8'"
+    with pytest.raises(ValueError, match=only_int8_full):
         export.export_model(
             image_model, tmp_path, format="litert", quantize="int8", force=True, representative_data=images
         )

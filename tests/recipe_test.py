@@ -249,3 +249,14 @@ def test_lora_recipe_writes_the_adapters_and_records_rank_alpha_and_rate(tiny_be
     merged = keras.models.load_model(result.model_path)
     np.testing.assert_allclose(merged.predict(tokens, verbose=0), result.model.predict(tokens, verbose=0), atol=1e-5)
     np.testing.assert_allclose(fresh.predict(tokens, verbose=0), result.model.predict(tokens, verbose=0), atol=1e-5)
+
+
+def test_representative_data_of_a_demo_set_is_the_part_a_recipe_trains_on(small_resnet_preset):
+    splits = recipe.load_splits(RecipeConfig.for_task("image"))
+    model = tftune.build_image_classifier(small_resnet_preset, 10, image_size=(32, 32), labels=splits.label_names)
+    calibration = np.concatenate([images for images, _ in tftune.representative_data(model, "mnist_digits")])
+    assert len(calibration) == splits.train_size
+    held_out = recipe.prepared_data(RecipeConfig.for_task("image"), model, splits).validation
+    held_out_images = {image.tobytes() for images, _ in held_out for image in images.numpy()}
+    assert len(held_out_images) > 0.9 * splits.validation_size
+    assert not any(image.tobytes() in held_out_images for image in calibration)

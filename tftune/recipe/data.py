@@ -134,8 +134,7 @@ def representative_data(
 
     A file or folder is read whole (pass the training file); a tfds dataset
     gives its "train" split; a demo set (`rotten_tomatoes`, `mnist_digits`)
-    its held-out part, as `evaluation_data` does (pass a file of training
-    examples when the export's accuracy line is measured on that hold-out).
+    the part a recipe trains on (not the hold-out `evaluation_data` gives).
     `tftune.export_model(..., quantize="int8_full", representative_data=...)`
     takes the first `REPRESENTATIVE_EXAMPLES`.
 
@@ -150,10 +149,13 @@ def representative_data(
     len(list(tftune.recipe.representative_data(model, path).unbatch()))  # 3
     ```
     """
-    source = _source(MODALITIES[model.kind], dataset)
-    return evaluation_data(
-        model, dataset, split="train" if _is_tfds_name(source) else None, data_dir=data_dir, batch_size=batch_size
-    )
+    modality = MODALITIES[model.kind]
+    source = _source(modality, dataset)
+    if isinstance(source, str):  # a file or folder (read whole), or a tfds name (its train split)
+        split = "train" if _is_tfds_name(source) else None
+        return evaluation_data(model, dataset, split=split, data_dir=data_dir, batch_size=batch_size)
+    splits = _LOADERS[modality](source, label_names=model.labels)
+    return prepared_data(RecipeConfig(task=model.kind, batch_size=batch_size), model, splits).train
 
 
 def _is_tfds_name(source) -> bool:
