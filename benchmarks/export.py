@@ -13,8 +13,8 @@ no worse than Keras predict.
     .venv/bin/python benchmarks/export.py
 
 `--formats` (issue 25) prints instead one table of format (SavedModel, LiteRT,
-ONNX) x precision (float32, float16, int8; LiteRT also int8_full, calibrated on
-200 training examples) x model (MiniLM fine-tuned on
+ONNX) x precision (float32, float16, int8; LiteRT also int8_full for the image
+model, calibrated on 200 training examples) x model (MiniLM fine-tuned on
 Rotten Tomatoes for one epoch, seq 128; ResNet50, random weights, on MNIST
 digits): file size, load time, p50 / p95 latency at batch 1 and 32 in the
 format's own runtime (SavedModel: its tensor signature in TensorFlow; LiteRT:
@@ -322,6 +322,8 @@ def formats_benchmark(args):
             for format, quantize in FORMAT_CELLS:
                 if args.cells and f"{format}:{quantize or 'float32'}" not in args.cells:
                     continue
+                if (kind, quantize) == ("text", "int8_full"):
+                    continue  # tftune refuses it for text models (measured: -17.6 accuracy points on MiniLM)
                 request = {
                     "kind": kind, "format": format, "quantize": quantize, "model_path": model_path,
                     "base_dir": os.path.join(scratch, "exports"), "examples": args.examples, "repeats": args.repeats,

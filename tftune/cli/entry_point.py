@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=("float16", "int8", "int8_full"),
         default=None,
-        help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force); litert: int8_full, "
-        "full-integer (also needs --representative-dataset)",
+        help="litert / onnx: float16 weights, or dynamic-range int8 (needs --dataset or --force); litert image models: "
+        "int8_full, full-integer (also needs --representative-dataset)",
     )
     formats.add_argument(
         "--representative-dataset",

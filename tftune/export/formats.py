@@ -1,8 +1,8 @@
 """LiteRT and ONNX exports: converted by Keras and the converters, run in their own runtime, published versioned.
 
 `export_model(model, format="litert" | "onnx", quantize=None | "float16" | "int8")`
-(and `quantize="int8_full"` for LiteRT: full-integer, calibrated on training
-examples) writes `<base_dir>/<name>-<format>[-<quantize>]/<version>/` with the model
+(and `quantize="int8_full"` for LiteRT image models: full-integer, calibrated
+on training examples) writes `<base_dir>/<name>-<format>[-<quantize>]/<version>/` with the model
 file (`model.tflite` / `model.onnx`), `labels.txt`, what a client needs to
 build the inputs (`vocab.txt` for text models) and `metadata.json` (format,
 precision, input and output names, parity with Keras, sizes, accuracy before
@@ -168,8 +168,9 @@ def export_model(
         format: "saved_model", "litert" or "onnx".
         quantize: None (float32), "float16", "int8" (dynamic-range: int8
             weights, float inputs and outputs; LiteRT and ONNX) or
-            "int8_full" (LiteRT full-integer: int8 weights and activations,
-            calibrated on `representative_data`; float inputs and outputs).
+            "int8_full" (LiteRT full-integer, image models: int8 weights and
+            activations, calibrated on `representative_data`; float inputs
+            and outputs).
         validation_data: batched `(inputs, labels)` as
             `tftune.recipe.evaluation_data` gives: the accuracy and macro-F1 of
             Keras and of the export are measured on it, and its inputs are the
@@ -212,6 +213,7 @@ def export_model(
         _quantize_data_error(quantize, validation_data, force),
         _quantization_format_error(format, quantize),
         _representative_data_error(quantize, representative_data),
+        _full_integer_error(model, quantize),
     )
     runtime = load_runtime(format)
     precision = quantize or "float32"
@@ -347,6 +349,11 @@ def _representative_data_error(quantize: str | None, representative_data) -> str
             f"{REPRESENTATIVE_EXAMPLES} training examples that calibrate the int8 activation ranges."
         )
     return f"representative_data calibrates quantize='int8_full' only; got quantize={quantize!r}. Leave it out."
+
+
+def _full_integer_error(model, quantize: str | None) -> str | None:
+    modality = MODALITIES.get(getattr(model, "modality", None))
+    return modality.full_integer_refusal if quantize == "int8_full" and modality is not None else None
 
 
 def _calibration_examples(model: keras.Model, modality, representative_data: tf.data.Dataset | None):
