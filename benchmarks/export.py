@@ -202,10 +202,9 @@ def _validation(kind, model, examples):
     return _examples(kind, model, slice(-examples, None) if kind == "text" else slice(examples))
 
 
-def _representative(kind, model, examples):
-    """int8_full's calibration examples: the first training reviews, or the digits after the validation ones."""
-    return _examples(kind, model, slice(REPRESENTATIVE_EXAMPLES) if kind == "text" else slice(
-        examples, examples + REPRESENTATIVE_EXAMPLES))
+def _representative(model, examples):
+    """int8_full's calibration examples (image models only): the digits after the validation ones."""
+    return _examples("image", model, slice(examples, examples + REPRESENTATIVE_EXAMPLES))
 
 
 def _examples(kind, model, positions):
@@ -270,7 +269,7 @@ def format_cell(request):
         representative = None
         if quantize == "int8_full":
             representative = tf.data.Dataset.from_tensor_slices(
-                _representative(kind, model, request["examples"])
+                _representative(model, request["examples"])
             ).batch(32)
         result = export.export_model(
             model, request["base_dir"], name=kind, format=format, quantize=quantize, validation_data=data,
